@@ -1,0 +1,83 @@
+"""DVN on Weizmann horses 32x32 (paper Sec. 5.2, Table 2).
+
+Train (tuning split: train 160 -> val 40):
+  python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses
+
+Final protocol (train+val 200 -> evaluate on test):
+  python -m dvn_jax.main --config=configs/horses.py \
+    --config.data.train_split=trainval --workdir=/tmp/horses_final
+  python -m dvn_jax.main --config=configs/horses.py \
+    --workdir=/tmp/horses_final --mode=evaluate
+
+A seconds-long run for tests:
+  python -m dvn_jax.main --config=configs/horses.py:smoke --workdir=/tmp/smoke
+
+Any field can be overridden: --config.optimizer.learning_rate=0.003.
+"""
+
+import ml_collections
+
+
+def ascent(num_steps: int, step_size: float, ascend: str = 'value',
+           unroll: int | bool = True) -> ml_collections.ConfigDict:
+  """Settings of gradient ascent in y (inference.AscentSpec)."""
+  return ml_collections.ConfigDict(dict(
+      num_steps=num_steps, step_size=step_size, projection='box',
+      ascend=ascend, unroll=unroll))
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """The paper's setup; `arg='smoke'` shrinks it to run in seconds."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # '' = the 32x32 CHOPPS data embedded in the package; or a path to an npz
+  # in the same format, or a TFDS data_dir with weizmann_horses_32x32.
+  c.data = ml_collections.ConfigDict(dict(
+      path='', train_split='train', eval_split='val'))
+  c.image_size = 32
+  c.crop_size = 24      # random 24x24 training crops (paper Sec. 5.2)
+  c.flip = False        # all Weizmann horses face left
+
+  c.model = ml_collections.ConfigDict(dict(
+      name='value_net', dropout_rate=0.25))  # keep probability 0.75
+  c.oracle = 'iou'
+  c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative
+
+  c.batch_size = 32
+  c.num_train_steps = 20_000
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name='sgd', learning_rate=0.01, momentum=0.9, schedule='constant',
+      warmup_steps=0, weight_decay=0.0, grad_clip_norm=0.0))
+
+  # Training tuples (paper Sec. 3.3): batch fractions of each generator.
+  c.tuples = ml_collections.ConfigDict(dict(
+      mix=ml_collections.ConfigDict(dict(
+          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
+      inference=ascent(num_steps=20, step_size=50.0),
+      inference_pick='random',
+      temperature=0.05,
+      adversarial=ascent(num_steps=1, step_size=50.0),
+      adversarial_start='ground_truth'))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      num_crops=36, combine='joint', inference=ascent(30, 50.0),
+      threshold=0.5, batch_size=8))
+
+  c.log_every_steps = 100
+  c.eval_every_steps = 2000
+  c.checkpoint_every_steps = 1000
+  c.max_checkpoints_to_keep = 3
+
+  if arg == 'smoke':
+    c.batch_size = 4
+    c.num_train_steps = 6
+    c.tuples.inference.num_steps = 2
+    c.eval.num_crops = 4
+    c.eval.inference.num_steps = 2
+    c.eval.batch_size = 40
+    c.log_every_steps = 2
+    c.eval_every_steps = 3
+    c.checkpoint_every_steps = 3
+  elif arg:
+    raise ValueError(f"unknown config argument {arg!r}; use 'smoke' or none")
+  return c

@@ -1,0 +1,53 @@
+"""Evaluation metrics (numpy, on the host) and evaluation over a split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from dvn_jax import input_pipeline
+
+
+def per_image_iou(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+  """Discrete IoU of binary masks (N, ...) -> (N,); empty vs empty is 1."""
+  pred = pred.reshape(len(pred), -1).astype(bool)
+  truth = truth.reshape(len(truth), -1).astype(bool)
+  intersection = (pred & truth).sum(axis=1)
+  union = (pred | truth).sum(axis=1)
+  return np.where(union == 0, 1.0, intersection / np.maximum(union, 1))
+
+
+def segmentation_metrics(pred: np.ndarray, truth: np.ndarray
+                         ) -> dict[str, float]:
+  """Mean per-image IoU and global IoU (sum of intersections / unions), in %.
+
+  pred and truth are binary masks (N, H, W) or (N, H, W, 1).
+  """
+  pred = pred.reshape(len(pred), -1).astype(bool)
+  truth = truth.reshape(len(truth), -1).astype(bool)
+  global_union = (pred | truth).sum()
+  global_iou = (pred & truth).sum() / global_union if global_union else 1.0
+  return {'mean_iou': 100.0 * float(per_image_iou(pred, truth).mean()),
+          'global_iou': 100.0 * float(global_iou)}
+
+
+def predict_in_batches(predict_fn: Callable[[np.ndarray], np.ndarray],
+                       images: np.ndarray, batch_size: int) -> np.ndarray:
+  """Runs predict_fn over fixed-size batches (the last one padded).
+
+  Fixed batch shapes mean predict_fn compiles once, whatever the split size.
+  """
+  padded = input_pipeline.pad_to_multiple(images, batch_size)
+  outputs = [np.asarray(predict_fn(padded[i:i + batch_size]))
+             for i in range(0, len(padded), batch_size)]
+  return np.concatenate(outputs)[:len(images)]
+
+
+def evaluate_segmentation(predict_fn: Callable[[np.ndarray], np.ndarray],
+                          images: np.ndarray, masks: np.ndarray,
+                          batch_size: int, threshold: float = 0.5
+                          ) -> dict[str, float]:
+  """Mean and global IoU of thresholded soft masks predicted for a split."""
+  soft = predict_in_batches(predict_fn, images, batch_size)
+  return segmentation_metrics(soft[..., 0] >= threshold, masks)

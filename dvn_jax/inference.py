@@ -1,0 +1,262 @@
+"""Gradient-based inference in y (paper Sec. 3.1, Eq. 8) and crop handling.
+
+    y(t+1) = P_Y( y(t) + eta * d/dy v(x, y(t); theta) ),    y(0) = 0,
+
+unrolled with `jax.lax.scan` for a static number of steps. Nothing here is
+jit-compiled by itself: callers close over the value network and jit the
+composition (see `train.make_predict_fn`), so every function traces once per
+input shape.
+
+For 32x32 images the value network sees 24x24 crops (paper Sec. 5.2, 5.4).
+Two ways to get a full-size mask from a grid of crops:
+- mask averaging: infer each crop's mask on its own, average the crop masks
+  where they overlap;
+- joint inference: one full-size mask; at each step every crop's value
+  gradient is scattered back into it (the vjp of cropping is exactly that
+  scatter-add), divided by the number of crops covering each pixel so that a
+  step moves every pixel like single-crop inference would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dvn_jax.errors import ConfigError
+
+Array = jax.Array
+Projection = Callable[[Array], Array]
+# logit_fn(x, y) -> (B,) value logits, the network with its parameters bound.
+LogitFn = Callable[[Array, Array], Array]
+
+
+def project_box(y: Array) -> Array:
+  """Euclidean projection onto the box [0, 1]^M (clipping)."""
+  return jnp.clip(y, 0.0, 1.0)
+
+
+PROJECTIONS: dict[str, Projection] = {'box': project_box}
+
+
+def get_projection(name: str) -> Projection:
+  if name not in PROJECTIONS:
+    raise ConfigError(
+        f'unknown projection {name!r}; choose one of {sorted(PROJECTIONS)}')
+  return PROJECTIONS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class AscentSpec:
+  """Static settings of gradient ascent in y (hashable, safe as jit static).
+
+  Attributes:
+    num_steps: number of ascent steps T.
+    step_size: eta in Eq. 8.
+    projection: name in PROJECTIONS.
+    ascend: 'value' ascends sigmoid(logit) as Eq. 8 writes it; 'logit' ascends
+      the logit, whose gradient does not vanish where the value saturates.
+    unroll: `lax.scan` unroll factor; True unrolls fully (fastest on CPU, where
+      convolutions inside a rolled loop leave XLA's fast path).
+  """
+  num_steps: int = 30
+  step_size: float = 1.0
+  projection: str = 'box'
+  ascend: str = 'value'
+  unroll: int | bool = True
+
+  def __post_init__(self):
+    if self.num_steps < 1:
+      raise ConfigError(f'inference num_steps must be >= 1, got {self.num_steps}')
+    if self.ascend not in ('value', 'logit'):
+      raise ConfigError(
+          f"inference ascend must be 'value' or 'logit', got {self.ascend!r}")
+    get_projection(self.projection)
+
+
+def objective_from_logits(logits: Array, ascend: str) -> Array:
+  return jax.nn.sigmoid(logits) if ascend == 'value' else logits
+
+
+def gradient_ascent(
+    objective: Callable[[Array], Array],
+    y0: Array,
+    spec: AscentSpec,
+    gradient_scale: Array | None = None,
+    return_trajectory: bool = False,
+) -> tuple[Array, Array | None]:
+  """Projected gradient ascent on y (Eq. 8).
+
+  Args:
+    objective: y -> (B,) per-example objective; examples must not interact,
+      so the gradient of the sum is each example's own gradient.
+    y0: the start point y(0).
+    spec: steps, step size, projection and unrolling.
+    gradient_scale: optional elementwise factor on the gradient (joint
+      inference uses 1 / crop coverage).
+    return_trajectory: also return y(0..T) stacked on a new leading axis.
+
+  Returns:
+    (y(T), trajectory of shape (T + 1, *y0.shape) or None).
+  """
+  project = get_projection(spec.projection)
+  grad_fn = jax.grad(lambda y: jnp.sum(objective(y)))
+
+  def step(y, _):
+    g = grad_fn(y)
+    if gradient_scale is not None:
+      g = g * gradient_scale
+    y_next = project(y + spec.step_size * g)
+    return y_next, (y_next if return_trajectory else None)
+
+  y_final, steps = jax.lax.scan(step, y0, None, length=spec.num_steps,
+                                unroll=spec.unroll)
+  if not return_trajectory:
+    return y_final, None
+  return y_final, jnp.concatenate([y0[None], steps], axis=0)
+
+
+def infer(logit_fn: LogitFn, x: Array, y0: Array, spec: AscentSpec,
+          return_trajectory: bool = False) -> tuple[Array, Array | None]:
+  """Inference for inputs x of the value net's own size, from y0."""
+  objective = lambda y: objective_from_logits(logit_fn(x, y), spec.ascend)
+  return gradient_ascent(objective, y0, spec,
+                         return_trajectory=return_trajectory)
+
+
+# ----------------------------------------------------------------- crops ----
+
+
+def crop_offsets(image_size: int, crop_size: int, num_crops: int) -> np.ndarray:
+  """Top-left corners (C, 2) of an n x n grid of crops, n = sqrt(num_crops).
+
+  The first crop starts at 0 and the last ends at the image border, so the
+  grid covers every pixel; interior offsets are evenly spaced and rounded.
+  One crop is the centre crop. 36 crops of 24 in 32: offsets 0,2,3,5,6,8.
+  """
+  n = math.isqrt(num_crops)
+  if n * n != num_crops:
+    raise ConfigError(f'num_crops must be a square (1, 4, 9, 25, 36, ...), '
+                      f'got {num_crops}')
+  if crop_size > image_size:
+    raise ConfigError(f'crop_size {crop_size} is larger than the image '
+                      f'({image_size})')
+  if n == 1:
+    starts = np.array([(image_size - crop_size) // 2])
+  else:
+    starts = np.round(np.linspace(0, image_size - crop_size, n)).astype(int)
+  rows, cols = np.meshgrid(starts, starts, indexing='ij')
+  return np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.int32)
+
+
+def extract_crops(images: Array, offsets: np.ndarray | Array,
+                  crop_size: int) -> Array:
+  """Crops (B, C, crop, crop, ch) of images (B, H, W, ch) at `offsets` (C, 2).
+
+  vmap over `lax.dynamic_slice` (one op for all crops: static slices
+  combined with an unrolled loop compile very slowly).
+  """
+  batch, _, _, channels = images.shape
+
+  def one(offset):
+    start = (0, offset[0], offset[1], 0)
+    return jax.lax.dynamic_slice(images, start,
+                                 (batch, crop_size, crop_size, channels))
+
+  crops = jax.vmap(one)(jnp.asarray(offsets, jnp.int32))
+  return jnp.swapaxes(crops, 0, 1)
+
+
+def paste_crops(crops: Array, offsets: np.ndarray, image_size: int) -> Array:
+  """Sum of crops (B, C, c, c, ch) placed back at `offsets`: (B, H, W, ch).
+
+  This is the transpose of `extract_crops` (a linear map).
+  """
+  batch, _, crop_size, _, channels = crops.shape
+  canvas = jax.ShapeDtypeStruct((batch, image_size, image_size, channels),
+                                crops.dtype)
+  transpose = jax.linear_transpose(
+      lambda m: extract_crops(m, offsets, crop_size), canvas)
+  return transpose(crops)[0]
+
+
+def crop_coverage(offsets: np.ndarray, crop_size: int,
+                  image_size: int) -> np.ndarray:
+  """How many crops cover each pixel: (H, W) int; every pixel must be covered."""
+  coverage = np.zeros((image_size, image_size), np.int32)
+  for row, col in offsets:
+    coverage[row:row + crop_size, col:col + crop_size] += 1
+  if coverage.min() == 0:
+    raise ConfigError('the crops do not cover every pixel of the image')
+  return coverage
+
+
+def average_crops(crops: Array, offsets: np.ndarray, image_size: int) -> Array:
+  """Per-pixel mean of overlapping crops: (B, H, W, ch)."""
+  crop_size = crops.shape[2]
+  coverage = crop_coverage(offsets, crop_size, image_size)
+  return paste_crops(crops, offsets, image_size) / coverage[None, :, :, None]
+
+
+def _flatten_crops(crops: Array) -> Array:
+  return crops.reshape((-1,) + crops.shape[2:])
+
+
+def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
+                crop_size: int, num_classes: int, spec: AscentSpec,
+                return_trajectory: bool = False) -> tuple[Array, Array | None]:
+  """Joint inference of full-size masks (B, H, W, K) from all crops at once."""
+  batch, image_size = images.shape[0], images.shape[1]
+  num_crops = len(offsets)
+  x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
+  coverage = crop_coverage(offsets, crop_size, image_size)
+
+  def objective(masks):
+    y_crops = _flatten_crops(extract_crops(masks, offsets, crop_size))
+    values = objective_from_logits(logit_fn(x_crops, y_crops), spec.ascend)
+    return values.reshape(batch, num_crops).sum(axis=1)
+
+  y0 = jnp.zeros((batch, image_size, image_size, num_classes), jnp.float32)
+  scale = jnp.asarray(1.0 / coverage, jnp.float32)[None, :, :, None]
+  return gradient_ascent(objective, y0, spec, gradient_scale=scale,
+                         return_trajectory=return_trajectory)
+
+
+def infer_averaged(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
+                   crop_size: int, num_classes: int, spec: AscentSpec,
+                   return_trajectory: bool = False
+                   ) -> tuple[Array, Array | None]:
+  """Independent inference per crop, crop masks averaged: (B, H, W, K)."""
+  batch, image_size = images.shape[0], images.shape[1]
+  num_crops = len(offsets)
+  x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
+  y0 = jnp.zeros(x_crops.shape[:-1] + (num_classes,), jnp.float32)
+  y_crops, trajectory = infer(logit_fn, x_crops, y0, spec, return_trajectory)
+
+  def to_image(flat_crops):
+    crops = flat_crops.reshape((batch, num_crops) + flat_crops.shape[1:])
+    return average_crops(crops, offsets, image_size)
+
+  if trajectory is not None:
+    trajectory = jax.vmap(to_image)(trajectory)
+  return to_image(y_crops), trajectory
+
+
+COMBINERS = {'joint': infer_joint, 'average': infer_averaged}
+
+
+def infer_full_image(logit_fn: LogitFn, images: Array, *, crop_size: int,
+                     num_crops: int, combine: str, num_classes: int,
+                     spec: AscentSpec, return_trajectory: bool = False
+                     ) -> tuple[Array, Array | None]:
+  """Soft masks (B, H, W, K) for square images, from a grid of crops."""
+  if combine not in COMBINERS:
+    raise ConfigError(
+        f'unknown crop combination {combine!r}; choose one of {sorted(COMBINERS)}')
+  offsets = crop_offsets(images.shape[1], crop_size, num_crops)
+  return COMBINERS[combine](logit_fn, images, offsets, crop_size, num_classes,
+                            spec, return_trajectory)

@@ -1,0 +1,70 @@
+"""Small in-memory datasets -> batches; crops and flips on device.
+
+The datasets of the paper are tiny (200 training images), so they live on
+the device whole. The host only draws which examples form a batch, from a
+permutation seeded by (seed, epoch): batch `step` is a pure function of the
+step, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def images_to_float(images: np.ndarray | Array) -> Array:
+  """uint8 images (..., H, W, 3) -> float32 in [0, 1]."""
+  return jnp.asarray(images, jnp.float32) / 255.0
+
+
+def masks_to_float(masks: np.ndarray | Array) -> Array:
+  """{0,1} masks (N, H, W) -> float32 (N, H, W, 1)."""
+  return jnp.asarray(masks, jnp.float32)[..., None]
+
+
+def batch_indices(seed: int, step: int, num_examples: int,
+                  batch_size: int) -> np.ndarray:
+  """Example indices of batch `step`: epochs of seeded permutations."""
+  positions = step * batch_size + np.arange(batch_size)
+  epochs, within = np.divmod(positions, num_examples)
+  indices = np.empty(batch_size, np.int32)
+  for epoch in np.unique(epochs):
+    permutation = np.random.default_rng([seed, int(epoch)]).permutation(
+        num_examples)
+    chosen = epochs == epoch
+    indices[chosen] = permutation[within[chosen]]
+  return indices
+
+
+def random_crops(rng: Array, images: Array, masks: Array, crop_size: int,
+                 flip: bool) -> tuple[Array, Array]:
+  """One random crop (and optional horizontal flip) per example, on device.
+
+  images (B, H, W, C), masks (B, H, W, K) -> (B, crop, crop, C), (B, crop,
+  crop, K), the same crop (and flip) for an image and its mask.
+  """
+  batch, height, width, _ = images.shape
+  rng_row, rng_col, rng_flip = jax.random.split(rng, 3)
+  rows = jax.random.randint(rng_row, (batch,), 0, height - crop_size + 1)
+  cols = jax.random.randint(rng_col, (batch,), 0, width - crop_size + 1)
+  flips = jax.random.bernoulli(rng_flip, 0.5, (batch,)) & flip
+
+  def one(image, mask, row, col, do_flip):
+    both = jnp.concatenate([image, mask], axis=-1)
+    crop = jax.lax.dynamic_slice(both, (row, col, 0),
+                                 (crop_size, crop_size, both.shape[-1]))
+    crop = jnp.where(do_flip, crop[:, ::-1], crop)
+    return crop[..., :image.shape[-1]], crop[..., image.shape[-1]:]
+
+  return jax.vmap(one)(images, masks, rows, cols, flips)
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
+  """Pads the leading axis with copies of the last row to a multiple."""
+  remainder = (-len(array)) % multiple
+  if remainder == 0:
+    return array
+  return np.concatenate([array, np.repeat(array[-1:], remainder, axis=0)])

@@ -1,0 +1,53 @@
+"""Command line: train, or evaluate a trained workdir.
+
+  python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses
+  python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses \
+      --mode=evaluate
+"""
+
+from __future__ import annotations
+
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from dvn_jax import train
+from dvn_jax.errors import DvnError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config file: path/to/config.py[:arg].', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None,
+                               'Folder for checkpoints, metrics and config.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'evaluate'],
+                          'train (resumes from --workdir if it holds a '
+                          'checkpoint) or evaluate its latest checkpoint.')
+_SPLIT = flags.DEFINE_string('split', 'test', 'Split that --mode=evaluate scores.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  logging.info('JAX %s, process %d/%d, devices: %s', jax.__version__,
+               jax.process_index(), jax.process_count(), jax.devices())
+  try:
+    if _MODE.value == 'train':
+      metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+      split = _CONFIG.value.data.eval_split
+    else:
+      split = _SPLIT.value
+      metrics = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, split)
+  except DvnError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  if metrics:
+    print(f'{split}: mean IoU {metrics["mean_iou"]:.2f}, '
+          f'global IoU {metrics["global_iou"]:.2f}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,406 @@
+"""Training and evaluation: `train_and_evaluate(config, workdir)`.
+
+config -> dataset (in device memory) -> `train_step(state, images, masks,
+indices)`, which crops, generates tuples (tuples.py, which calls
+inference.py and oracles.py) and takes one optimizer step -> metrics,
+checkpoints. `evaluate_checkpoint` restores a workdir's latest checkpoint and
+scores a split. No ConfigDict enters a jitted function: configs are turned
+into hashable specs and closed over.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import parameter_overview
+
+from dvn_jax import checkpoints
+from dvn_jax import evaluate
+from dvn_jax import inference
+from dvn_jax import input_pipeline
+from dvn_jax import losses
+from dvn_jax import models
+from dvn_jax import tuples
+from dvn_jax import writers
+from dvn_jax.datasets import horses
+from dvn_jax.errors import ConfigError
+from dvn_jax.errors import DvnError
+
+Array = jax.Array
+NUM_CLASSES = 1  # binary segmentation: one foreground channel
+
+
+class TrainingDivergedError(DvnError):
+  """The loss or the parameters became non-finite."""
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: Array
+  params: Any
+  opt_state: Any
+
+
+# ---------------------------------------------------- config -> specs ----
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError (one line) for values that cannot work."""
+  checks = [
+      (config.crop_size <= config.image_size,
+       f'crop_size {config.crop_size} > image_size {config.image_size}'),
+      (config.crop_size >= 1, f'crop_size must be >= 1, got {config.crop_size}'),
+      (config.batch_size >= 1,
+       f'batch_size must be >= 1, got {config.batch_size}'),
+      (config.num_train_steps >= 0,
+       f'num_train_steps must be >= 0, got {config.num_train_steps}'),
+      (config.optimizer.learning_rate > 0,
+       f'optimizer.learning_rate must be > 0, got '
+       f'{config.optimizer.learning_rate}'),
+      (config.eval.batch_size >= 1,
+       f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
+  ]
+  for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
+    checks.append((config[every] >= 1, f'{every} must be >= 1'))
+  for ok, message in checks:
+    if not ok:
+      raise ConfigError(f'bad config: {message}')
+  # Building the specs validates the rest.
+  tuple_spec_from_config(config)
+  ascent_spec_from_config(config.eval.inference)
+  inference.crop_offsets(config.image_size, config.crop_size,
+                         config.eval.num_crops)
+
+
+def ascent_spec_from_config(cfg: ml_collections.ConfigDict
+                            ) -> inference.AscentSpec:
+  return inference.AscentSpec(num_steps=cfg.num_steps,
+                              step_size=cfg.step_size,
+                              projection=cfg.projection, ascend=cfg.ascend,
+                              unroll=cfg.unroll)
+
+
+def tuple_spec_from_config(config: ml_collections.ConfigDict
+                           ) -> tuples.TupleSpec:
+  t = config.tuples
+  unknown = sorted(set(t.mix) - set(tuples.GENERATORS))
+  if unknown:
+    raise ConfigError(f'unknown tuple generator(s) {unknown} in tuples.mix; '
+                      f'choose from {list(tuples.GENERATORS)}')
+  mix = tuple((name, float(t.mix[name])) for name in tuples.GENERATORS
+              if name in t.mix and t.mix[name] > 0)
+  if not mix:
+    raise ConfigError('tuples.mix gives no generator a positive weight')
+  return tuples.TupleSpec(
+      mix=mix, oracle=config.oracle, loss=config.loss,
+      inference_ascent=ascent_spec_from_config(t.inference),
+      inference_pick=t.inference_pick, temperature=t.temperature,
+      adversarial_ascent=ascent_spec_from_config(t.adversarial),
+      adversarial_start=t.adversarial_start)
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict,
+                   num_train_steps: int) -> optax.GradientTransformation:
+  """SGD (with momentum) or Adam; optional cosine schedule, weight decay on
+  kernels only, and gradient clipping."""
+  if cfg.schedule == 'constant':
+    lr = cfg.learning_rate
+  elif cfg.schedule == 'cosine':
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, cfg.warmup_steps,
+        max(num_train_steps, cfg.warmup_steps + 1))
+  else:
+    raise ConfigError(f"optimizer.schedule must be 'constant' or 'cosine', "
+                      f'got {cfg.schedule!r}')
+  if cfg.name == 'sgd':
+    opt = optax.sgd(lr, momentum=cfg.momentum or None)
+  elif cfg.name == 'adam':
+    opt = optax.adam(lr)
+  else:
+    raise ConfigError(f"optimizer.name must be 'sgd' or 'adam', got {cfg.name!r}")
+  chain = []
+  if cfg.grad_clip_norm > 0:
+    chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
+  if cfg.weight_decay > 0:
+    kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+    chain.append(optax.add_decayed_weights(cfg.weight_decay, kernels_only))
+  return optax.chain(*chain, opt)
+
+
+def create_model(config: ml_collections.ConfigDict) -> nn.Module:
+  kwargs = dict(config.model)
+  name = kwargs.pop('name')
+  return models.create_model(name, **kwargs)
+
+
+def create_state(model: nn.Module, tx: optax.GradientTransformation,
+                 config: ml_collections.ConfigDict) -> TrainState:
+  params = models.init_params(model, jax.random.key(config.seed),
+                              config.crop_size, NUM_CLASSES)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params))
+
+
+# ---------------------------------------------------------- train steps ----
+
+
+def bind_logit_fn(model: nn.Module, params: Any) -> inference.LogitFn:
+  """The value network with fixed parameters, in inference mode."""
+  return lambda x, y: model.apply({'params': params}, x, y, train=False)
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                    config: ml_collections.ConfigDict) -> Callable:
+  """jit(train_step)(state, images, masks, indices) -> (state, metrics).
+
+  images (N, H, W, 3) and masks (N, H, W, 1) are the whole training set as
+  float32 on the device; indices (B,) pick the batch.
+  """
+  if config.model.name == 'fcn':
+    return make_fcn_train_step(model, tx, config)
+  spec = tuple_spec_from_config(config)
+  loss_fn = losses.get_loss(config.loss)
+  sizes = tuples.split_sizes(config.batch_size, spec.mix)
+  base_key = jax.random.key(config.seed)
+
+  def train_step(state, images, masks, indices):
+    rng = jax.random.fold_in(base_key, state.step)
+    rng_crop, rng_tuples, rng_dropout = jax.random.split(rng, 3)
+    x, y_star = input_pipeline.random_crops(
+        rng_crop, images[indices], masks[indices], config.crop_size,
+        config.flip)
+    x, y, v_star = tuples.generate_tuples(
+        rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec)
+
+    def loss(params):
+      logits = model.apply({'params': params}, x, y, train=True,
+                           rngs={'dropout': rng_dropout})
+      return jnp.mean(loss_fn(logits, v_star)), logits
+
+    (loss_value, logits), grads = jax.value_and_grad(loss, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    abs_error = jnp.abs(jax.nn.sigmoid(logits) - v_star)
+    metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
+               'grad_norm': optax.global_norm(grads),
+               'param_norm': optax.global_norm(params)}
+    start = 0
+    for name, size in sizes:
+      metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
+      metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
+      start += size
+    return TrainState(state.step + 1, params, opt_state), metrics
+
+  return jax.jit(train_step, donate_argnums=(0,))
+
+
+def make_fcn_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                        config: ml_collections.ConfigDict) -> Callable:
+  """Per-pixel sigmoid cross-entropy on random crops (the FCN baseline)."""
+  base_key = jax.random.key(config.seed)
+
+  def train_step(state, images, masks, indices):
+    rng = jax.random.fold_in(base_key, state.step)
+    x, y_star = input_pipeline.random_crops(
+        rng, images[indices], masks[indices], config.crop_size, config.flip)
+
+    def loss(params):
+      logits = model.apply({'params': params}, x, train=True)
+      return optax.sigmoid_binary_cross_entropy(logits, y_star).mean()
+
+    loss_value, grads = jax.value_and_grad(loss)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {'loss': loss_value, 'grad_norm': optax.global_norm(grads),
+               'param_norm': optax.global_norm(params)}
+    return TrainState(state.step + 1, params, opt_state), metrics
+
+  return jax.jit(train_step, donate_argnums=(0,))
+
+
+# -------------------------------------------------------------- predict ----
+
+
+def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
+                    return_trajectory: bool = False) -> Callable:
+  """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, 1).
+
+  With return_trajectory (value nets only) it returns (masks, trajectory of
+  shape (T + 1, B, H, W, 1)).
+  """
+  eval_cfg = config.eval
+  offsets = inference.crop_offsets(config.image_size, config.crop_size,
+                                   eval_cfg.num_crops)
+
+  if config.model.name == 'fcn':
+    def predict(params, images):
+      crops = inference.extract_crops(input_pipeline.images_to_float(images),
+                                      offsets, config.crop_size)
+      flat = crops.reshape((-1,) + crops.shape[2:])
+      probs = jax.nn.sigmoid(model.apply({'params': params}, flat))
+      probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
+      return inference.average_crops(probs, offsets, config.image_size)
+    return jax.jit(predict)
+
+  spec = ascent_spec_from_config(eval_cfg.inference)
+
+  def predict(params, images):
+    masks, trajectory = inference.infer_full_image(
+        bind_logit_fn(model, params), input_pipeline.images_to_float(images),
+        crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
+        combine=eval_cfg.combine, num_classes=NUM_CLASSES, spec=spec,
+        return_trajectory=return_trajectory)
+    return (masks, trajectory) if return_trajectory else masks
+
+  return jax.jit(predict)
+
+
+def evaluate_split(predict_fn: Callable, params: Any, split: horses.SegmentationSplit,
+                   config: ml_collections.ConfigDict) -> dict[str, float]:
+  return evaluate.evaluate_segmentation(
+      functools.partial(predict_fn, params), split.images, split.masks,
+      config.eval.batch_size, config.eval.threshold)
+
+
+# ----------------------------------------------------------------- loop ----
+
+
+def load_data(config: ml_collections.ConfigDict
+              ) -> dict[str, horses.SegmentationSplit]:
+  return horses.load_weizmann_horses(config.data.path or None)
+
+
+def prepare_workdir(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, '.write_test')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f'cannot write to --workdir {workdir!r} ({e.strerror}); '
+                      'pass a folder you can write to') from e
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def _check_finite(step: int, metrics: dict[str, float],
+                  last_saved: int | None) -> None:
+  if not np.all(np.isfinite(list(metrics.values()))):
+    bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+    raise TrainingDivergedError(
+        f'training diverged at step {step}: {", ".join(bad)} not finite; the '
+        f'last good checkpoint is step {last_saved}; lower '
+        '--config.optimizer.learning_rate and rerun with the same --workdir '
+        'to resume from it')
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> dict[str, float]:
+  """Trains, evaluates on config.data.eval_split, checkpoints; resumable.
+
+  Returns the last evaluation metrics.
+  """
+  check_config(config)
+  prepare_workdir(workdir)
+  data = load_data(config)
+  train_split = data[config.data.train_split]
+  eval_split = data[config.data.eval_split]
+  images = input_pipeline.images_to_float(train_split.images)
+  masks = input_pipeline.masks_to_float(train_split.masks)
+
+  model = create_model(config)
+  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  state = create_state(model, tx, config)
+  manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep)
+  restored = checkpoints.restore_latest(manager, state)
+  if restored is not None:
+    state = restored
+    logging.info('Resumed from the checkpoint at step %d in %s',
+                 int(state.step), manager.directory)
+  is_main = jax.process_index() == 0
+  if is_main:
+    write_config(config, workdir)
+  logging.info('Parameters:\n%s',
+               parameter_overview.get_parameter_overview(state.params))
+
+  writer = writers.MetricWriter(workdir, enabled=is_main)
+  train_step = make_train_step(model, tx, config)
+  predict_fn = make_predict_fn(model, config)
+  first_step = int(state.step)
+  reporter = writers.ProgressReporter(config.num_train_steps,
+                                      config.log_every_steps, first_step)
+  last_saved = manager.latest_step()
+  eval_metrics: dict[str, float] = {}
+  logging.info('Training steps %d..%d on %s (%d images), evaluating on %s',
+               first_step, config.num_train_steps, config.data.train_split,
+               len(train_split.images), config.data.eval_split)
+  step = first_step
+  try:
+    for step in range(first_step + 1, config.num_train_steps + 1):
+      indices = input_pipeline.batch_indices(
+          config.seed, step - 1, len(train_split.images), config.batch_size)
+      state, metrics = train_step(state, images, masks, indices)
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last:
+        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        _check_finite(step, metrics, last_saved)
+        metrics.update(reporter(step) or {})
+        writer.write_scalars(step, {f'train/{k}': v for k, v in metrics.items()})
+      if step % config.eval_every_steps == 0 or is_last:
+        start = time.perf_counter()
+        eval_metrics = evaluate_split(predict_fn, state.params, eval_split,
+                                      config)
+        eval_metrics['eval_seconds'] = time.perf_counter() - start
+        writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
+                                    for k, v in eval_metrics.items()})
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        checkpoints.save(manager, step, state)
+        last_saved = step
+  except KeyboardInterrupt:
+    if step > (last_saved or 0) and int(state.step) == step:
+      logging.warning('Interrupted: saving a checkpoint at step %d', step)
+      checkpoints.save(manager, step, state)
+    raise
+  finally:
+    manager.wait_until_finished()
+    writer.flush()
+  return eval_metrics
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        split: str = 'test') -> dict[str, float]:
+  """Scores the latest checkpoint of `workdir` on `split`; writes JSON too."""
+  check_config(config)
+  data = load_data(config)
+  if split not in data:
+    raise ConfigError(f'unknown split {split!r}; choose one of {sorted(data)}')
+  model = create_model(config)
+  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  manager = checkpoints.make_manager(workdir, read_only=True)
+  state = checkpoints.restore_latest(manager, create_state(model, tx, config))
+  if state is None:
+    raise DvnError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}; '
+                   'train first with the same --workdir')
+  metrics = evaluate_split(make_predict_fn(model, config), state.params,
+                           data[split], config)
+  metrics['step'] = int(state.step)
+  with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
+    json.dump(metrics, f, indent=2)
+  return metrics

@@ -1,0 +1,233 @@
+"""Training tuples (x, y, v*) for the value network (paper Sec. 3.3).
+
+Four generators, each mapping a batch of inputs x and ground truths y* to
+outputs y and their oracle values v* = oracle(y, y*):
+- ground truth: y = y*, v* = 1;
+- inference: points on the gradient-ascent trajectory of the current network
+  (Eq. 8), the outputs inference will visit at test time;
+- stratified sampling from p(y) ∝ exp(v*(y, y*) / tau) (see
+  `stratified_outputs` for the sampler);
+- adversarial: gradient ascent on the regression loss (Eq. 11) w.r.t. y, the
+  outputs whose value the network gets most wrong.
+
+`generate_tuples` splits a batch between the generators in fixed, static
+proportions (the "mix"), so a train step compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dvn_jax import inference
+from dvn_jax import losses
+from dvn_jax import oracles
+from dvn_jax.errors import ConfigError
+
+Array = jax.Array
+GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial')
+ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'inference', 'stratified')
+
+
+@dataclasses.dataclass(frozen=True)
+class TupleSpec:
+  """Static settings of tuple generation (hashable).
+
+  Attributes:
+    mix: (generator, weight) pairs; the batch is split in these proportions.
+    oracle: 'iou' or 'f1'.
+    loss: regression loss that adversarial tuples maximise.
+    inference_ascent: ascent settings of inference tuples.
+    inference_pick: 'random' takes y(t) at a uniformly drawn t in 1..T per
+      example; 'final' takes y(T).
+    temperature: tau of stratified sampling (paper: 0.05).
+    adversarial_ascent: ascent settings of adversarial tuples (`ascend`
+      unused).
+    adversarial_start: where the adversarial ascent starts.
+  """
+  mix: tuple[tuple[str, float], ...] = (('inference', 0.5),
+                                        ('adversarial', 0.5))
+  oracle: str = 'iou'
+  loss: str = 'cross_entropy'
+  inference_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=20)
+  inference_pick: str = 'random'
+  temperature: float = 0.05
+  adversarial_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=3)
+  adversarial_start: str = 'ground_truth'
+
+  def __post_init__(self):
+    names = [name for name, _ in self.mix]
+    unknown = sorted(set(names) - set(GENERATORS))
+    if unknown:
+      raise ConfigError(f'unknown tuple generator(s) {unknown}; choose from '
+                        f'{list(GENERATORS)}')
+    if len(set(names)) != len(names):
+      raise ConfigError(f'tuple mix names a generator twice: {names}')
+    weights = [w for _, w in self.mix]
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+      raise ConfigError(f'tuple mix weights must be >= 0 with a positive sum, '
+                        f'got {dict(self.mix)}')
+    if self.temperature <= 0:
+      raise ConfigError(f'stratified temperature tau must be > 0, '
+                        f'got {self.temperature}')
+    if self.inference_pick not in ('random', 'final'):
+      raise ConfigError(f"inference_pick must be 'random' or 'final', "
+                        f'got {self.inference_pick!r}')
+    if self.adversarial_start not in ADVERSARIAL_STARTS:
+      raise ConfigError(f'adversarial_start must be one of '
+                        f'{list(ADVERSARIAL_STARTS)}, got '
+                        f'{self.adversarial_start!r}')
+    oracles.get_oracle(self.oracle)
+    losses.get_loss(self.loss)
+
+
+def split_sizes(batch_size: int, mix: tuple[tuple[str, float], ...]
+                ) -> list[tuple[str, int]]:
+  """Splits `batch_size` examples by the mix weights (largest remainder)."""
+  weights = np.array([w for _, w in mix], np.float64)
+  exact = batch_size * weights / weights.sum()
+  sizes = np.floor(exact).astype(int)
+  for i in np.argsort(-(exact - sizes))[:batch_size - sizes.sum()]:
+    sizes[i] += 1
+  return [(name, int(n)) for (name, _), n in zip(mix, sizes) if n > 0]
+
+
+# ------------------------------------------------------------ generators ----
+
+
+def ground_truth_outputs(y_star: Array) -> Array:
+  """The ground truth itself (its value is 1)."""
+  return y_star
+
+
+def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
+                      spec: TupleSpec) -> Array:
+  """Points on the inference trajectory from y(0) = 0 (Sec. 3.3, Inference)."""
+  y0 = jnp.zeros(x.shape[:-1] + (1,), jnp.float32)
+  y_final, trajectory = inference.infer(
+      logit_fn, x, y0, spec.inference_ascent,
+      return_trajectory=spec.inference_pick == 'random')
+  if spec.inference_pick == 'final':
+    return y_final
+  steps = jax.random.randint(rng, (x.shape[0],), 1, spec.inference_ascent.num_steps + 1)
+  return trajectory[steps, jnp.arange(x.shape[0])]
+
+
+def sample_stratified_values(rng: Array, shape: tuple[int, ...],
+                             temperature: float) -> Array:
+  """Draws values v in [0, 1] with density ∝ exp(v / tau) (inverse CDF).
+
+  v = 1 + tau log(u + (1 - u) exp(-1/tau)), stable for small tau.
+  """
+  u = jax.random.uniform(rng, shape)
+  return 1.0 + temperature * jnp.log(u + (1.0 - u) * jnp.exp(-1.0 / temperature))
+
+
+def _flip_random_subset(rng: Array, members: Array, counts: Array) -> Array:
+  """Boolean mask choosing `counts[b]` random pixels among `members[b]`.
+
+  members: (B, M) bool; counts: (B,) int. Uniform over subsets of that size:
+  rank the members by i.i.d. uniform keys and keep the `counts` smallest.
+  """
+  keys = jnp.where(members, jax.random.uniform(rng, members.shape), jnp.inf)
+  ranks = jnp.argsort(jnp.argsort(keys, axis=1), axis=1)
+  return members & (ranks < counts[:, None])
+
+
+def stratified_outputs(rng: Array, y_star: Array, spec: TupleSpec) -> Array:
+  """Binary outputs y sampled from p(y) ∝ exp(v*(y, y*) / tau) by strata.
+
+  Following Norouzi et al. (2016) we sample in two stages, grouping outputs
+  by their value: (1) draw a target value v from the density ∝ exp(v / tau)
+  on [0, 1] (each value stratum weighted by exp(v / tau), not by how many
+  outputs it holds: by count nearly every binary mask is noise with IoU ~ 0,
+  and tau would then not concentrate anything); (2) draw uniformly among the
+  binary masks with (about) that value. A mask at the ground truth y*, with
+  P foreground and N background pixels, that drops `a` foreground and adds
+  `b` background pixels has IoU = (P - a) / (P + b) and
+  F1 = 2 (P - a) / (2 P - a + b). We draw b uniformly among the values for
+  which some a in [0, P] reaches v, solve for a (rounded), and flip a random
+  a foreground and b background pixels. tau -> 0 gives y*; the returned
+  tuples carry the exact oracle value of the mask drawn, not the target.
+  """
+  rng_v, rng_b, rng_fg, rng_bg = jax.random.split(rng, 4)
+  batch = y_star.shape[0]
+  fg = (y_star > 0.5).reshape(batch, -1)
+  p = fg.sum(axis=1).astype(jnp.float32)
+  n = fg.shape[1] - p
+  v = sample_stratified_values(rng_v, (batch,), spec.temperature)
+  v = jnp.clip(v, 1e-3, 1.0)
+  if spec.oracle == 'iou':   # a = P - v (P + b) >= 0  <=>  b <= P (1 - v) / v
+    b_max = p * (1.0 - v) / v
+  else:                      # a = (2P - v (2P + b)) / (2 - v) >= 0
+    b_max = 2.0 * p * (1.0 - v) / v
+  b_max = jnp.minimum(b_max, n)
+  b = jnp.floor(jax.random.uniform(rng_b, (batch,)) * (jnp.floor(b_max) + 1))
+  if spec.oracle == 'iou':
+    a = p - v * (p + b)
+  else:
+    a = (2.0 * p - v * (2.0 * p + b)) / (2.0 - v)
+  a = jnp.clip(jnp.round(a), 0, p)
+  drop = _flip_random_subset(rng_fg, fg, a.astype(jnp.int32))
+  add = _flip_random_subset(rng_bg, ~fg, b.astype(jnp.int32))
+  y = (fg & ~drop) | add
+  return y.reshape(y_star.shape).astype(jnp.float32)
+
+
+def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
+                        y_star: Array, spec: TupleSpec) -> Array:
+  """Gradient ascent on the regression loss w.r.t. y (Sec. 3.3, Adversarial).
+
+  Finds outputs where v(x, y) over- or underestimates v*(y, y*) the most;
+  the oracle term is differentiated too (the relaxed IoU/F1 are).
+  """
+  oracle = oracles.get_oracle(spec.oracle)
+  loss_fn = losses.get_loss(spec.loss)
+  start = spec.adversarial_start
+  if start == 'ground_truth':
+    y0 = y_star
+  elif start == 'zeros':
+    y0 = jnp.zeros_like(y_star)
+  elif start == 'inference':
+    y0 = inference_outputs(rng, logit_fn, x, spec)
+  else:
+    y0 = stratified_outputs(rng, y_star, spec)
+  objective = lambda y: loss_fn(logit_fn(x, y), oracle(y, y_star))
+  y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent)
+  return y
+
+
+def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
+                     x: Array, y_star: Array, spec: TupleSpec) -> Array:
+  """Outputs y of generator `name` for inputs x and ground truths y*."""
+  if name == 'ground_truth':
+    return ground_truth_outputs(y_star)
+  if name == 'inference':
+    return inference_outputs(rng, logit_fn, x, spec)
+  if name == 'stratified':
+    return stratified_outputs(rng, y_star, spec)
+  if name == 'adversarial':
+    return adversarial_outputs(rng, logit_fn, x, y_star, spec)
+  raise ConfigError(f'unknown tuple generator {name!r}')
+
+
+def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
+                    y_star: Array, spec: TupleSpec
+                    ) -> tuple[Array, Array, Array]:
+  """A batch of training tuples (x, y, v*) split between generators by mix.
+
+  The network is held fixed while generating (outputs carry no gradient).
+  """
+  oracle = oracles.get_oracle(spec.oracle)
+  ys, start = [], 0
+  for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
+    part = slice(start, start + size)
+    ys.append(generate_outputs(name, jax.random.fold_in(rng, i), logit_fn,
+                               x[part], y_star[part], spec))
+    start += size
+  y = jax.lax.stop_gradient(jnp.concatenate(ys, axis=0))
+  return x, y, oracle(y, y_star)

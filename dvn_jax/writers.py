@@ -1,0 +1,90 @@
+"""Metric writing and progress reports, without TensorFlow.
+
+clu's `metric_writers` and `periodic_actions` import TensorFlow at import
+time (clu 0.0.12), and TensorFlow is ~1.4 GB we do not otherwise need. This
+module keeps clu's `MetricWriter` shape (write_scalars / write_images /
+flush / close) on tensorboardX (TensorBoard event files) plus absl logging.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+import numpy as np
+from absl import logging
+
+
+class MetricWriter:
+  """Writes scalars (and images) to TensorBoard and the log.
+
+  Only an enabled writer (process 0) writes TensorBoard files; every writer
+  logs.
+  """
+
+  def __init__(self, logdir: str, enabled: bool = True):
+    self._summary = None
+    if enabled:
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self._summary = tensorboardX.SummaryWriter(logdir=logdir)
+
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    logging.info('[%d] %s', step, ', '.join(
+        f'{k}={float(v):.5g}' for k, v in sorted(scalars.items())))
+    if self._summary is not None:
+      for key, value in scalars.items():
+        self._summary.add_scalar(key, float(value), step)
+
+  def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+    """images: name -> (N, H, W, C) float in [0, 1] or uint8."""
+    if self._summary is not None:
+      for key, value in images.items():
+        self._summary.add_images(key, np.asarray(value), step,
+                                 dataformats='NHWC')
+
+  def flush(self) -> None:
+    if self._summary is not None:
+      self._summary.flush()
+
+  def close(self) -> None:
+    if self._summary is not None:
+      self._summary.close()
+
+
+class ProgressReporter:
+  """Logs steps/s and the ETA every `every_steps` steps (like clu's
+  ReportProgress), and returns them as scalars for the writer."""
+
+  def __init__(self, num_train_steps: int, every_steps: int, first_step: int):
+    self._num_train_steps = num_train_steps
+    self._every_steps = max(1, every_steps)
+    self._last_step = first_step
+    self._last_time = time.perf_counter()
+
+  def __call__(self, step: int) -> dict[str, float] | None:
+    if step % self._every_steps and step != self._num_train_steps:
+      return None
+    now = time.perf_counter()
+    steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._last_step, self._last_time = step, now
+    remaining = self._num_train_steps - step
+    eta = remaining / steps_per_sec if steps_per_sec > 0 else float('inf')
+    logging.info('step %d/%d (%.1f%%), %.2f steps/s, ETA %s', step,
+                 self._num_train_steps, 100.0 * step / self._num_train_steps,
+                 steps_per_sec, format_seconds(eta))
+    return {'steps_per_sec': steps_per_sec}
+
+
+def format_seconds(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return '?'
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else (
+      f'{minutes}m{seconds:02d}s')
+
+
+def is_writable_dir(path: str) -> bool:
+  return os.path.isdir(path) and os.access(path, os.W_OK)
