@@ -195,8 +195,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     params = optax.apply_updates(state.params, updates)
     abs_error = jnp.abs(jax.nn.sigmoid(logits) - v_star)
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
-               'grad_norm': optax.global_norm(grads),
-               'param_norm': optax.global_norm(params)}
+               'grad_norm': optax.tree.norm(grads),
+               'param_norm': optax.tree.norm(params)}
     start = 0
     for name, size in sizes:
       metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
@@ -224,8 +224,8 @@ def make_fcn_train_step(model: nn.Module, tx: optax.GradientTransformation,
     loss_value, grads = jax.value_and_grad(loss)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss_value, 'grad_norm': optax.global_norm(grads),
-               'param_norm': optax.global_norm(params)}
+    metrics = {'loss': loss_value, 'grad_norm': optax.tree.norm(grads),
+               'param_norm': optax.tree.norm(params)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
   return jax.jit(train_step, donate_argnums=(0,))

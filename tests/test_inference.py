@@ -1,0 +1,143 @@
+"""Gradient-based inference (Eq. 8), crops, joint inference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dvn_jax import inference
+from dvn_jax import models
+from dvn_jax.errors import ConfigError
+
+
+def test_climbs_a_concave_function_to_its_projected_optimum():
+  target = jnp.array([[-0.5, 0.3, 0.9, 1.7]])   # optimum outside the box
+  objective = lambda y: -jnp.sum((y - target) ** 2, axis=1)
+  spec = inference.AscentSpec(num_steps=60, step_size=0.2)
+  y, trajectory = inference.gradient_ascent(
+      objective, jnp.zeros_like(target), spec, return_trajectory=True)
+  np.testing.assert_allclose(y, [[0.0, 0.3, 0.9, 1.0]], atol=1e-5)
+  assert trajectory.shape == (61, 1, 4)
+  np.testing.assert_array_equal(trajectory[0], 0.0)
+  np.testing.assert_array_equal(trajectory[-1], y)
+  values = np.asarray(jax.vmap(objective)(trajectory))[:, 0]
+  assert np.all(np.diff(values) >= -1e-6)  # ascent never goes down here
+  assert np.all((trajectory >= 0) & (trajectory <= 1))
+
+
+@pytest.mark.parametrize('unroll', [1, 4, True])
+def test_unroll_does_not_change_the_result(unroll):
+  target = jnp.array([[0.2, 0.8]])
+  objective = lambda y: -jnp.sum((y - target) ** 2, axis=1)
+  y, _ = inference.gradient_ascent(
+      objective, jnp.zeros_like(target),
+      inference.AscentSpec(num_steps=7, step_size=0.1, unroll=unroll))
+  reference = jnp.zeros_like(target)
+  for _ in range(7):
+    reference = jnp.clip(reference + 0.1 * 2 * (target - reference), 0, 1)
+  np.testing.assert_allclose(y, reference, rtol=1e-6)
+
+
+def test_bad_ascent_settings_are_config_errors():
+  with pytest.raises(ConfigError, match='num_steps'):
+    inference.AscentSpec(num_steps=0)
+  with pytest.raises(ConfigError, match='projection'):
+    inference.AscentSpec(projection='sphere')
+  with pytest.raises(ConfigError, match='ascend'):
+    inference.AscentSpec(ascend='loss')
+
+
+@pytest.mark.parametrize('num_crops,starts', [
+    (1, [4]), (9, [0, 4, 8]), (25, [0, 2, 4, 6, 8]), (36, [0, 2, 3, 5, 6, 8])])
+def test_crop_grid_covers_every_pixel(num_crops, starts):
+  offsets = inference.crop_offsets(32, 24, num_crops)
+  assert offsets.shape == (num_crops, 2)
+  assert sorted(set(offsets[:, 0])) == starts
+  if num_crops > 1:
+    assert inference.crop_coverage(offsets, 24, 32).min() >= 1
+
+
+def test_bad_crop_grids_are_config_errors():
+  with pytest.raises(ConfigError, match='square'):
+    inference.crop_offsets(32, 24, 10)
+  with pytest.raises(ConfigError, match='larger'):
+    inference.crop_offsets(32, 40, 9)
+  with pytest.raises(ConfigError, match='cover'):
+    inference.crop_coverage(np.array([[0, 0]]), 24, 32)
+
+
+def test_extract_and_paste_are_transposes():
+  offsets = inference.crop_offsets(32, 24, 9)
+  a = jax.random.normal(jax.random.key(0), (2, 32, 32, 1))
+  b = jax.random.normal(jax.random.key(1), (2, 9, 24, 24, 1))
+  crops = inference.extract_crops(a, offsets, 24)
+  np.testing.assert_array_equal(crops[1, 4], a[1, 4:28, 4:28])
+  lhs = jnp.vdot(crops, b)
+  rhs = jnp.vdot(a, inference.paste_crops(b, offsets, 32))
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+
+
+def _random_value_net():
+  model = models.create_model('value_net')
+  params = models.init_params(model, jax.random.key(0), 24)
+  # Scale up the output layer so that gradients are not tiny.
+  params['out']['kernel'] = params['out']['kernel'] * 30.0
+  return lambda x, y: model.apply({'params': params}, x, y)
+
+
+def test_joint_inference_matches_a_plain_loop_over_36_crops():
+  logit_fn = _random_value_net()
+  images = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3))
+  # A step size small enough that the map is not chaotic (at 50, float
+  # rounding differences grow 1000x a step), large enough to move the masks.
+  spec = inference.AscentSpec(num_steps=3, step_size=20.0)
+  offsets = inference.crop_offsets(32, 24, 36)
+  y, _ = inference.infer_joint(logit_fn, images, offsets, 24, 1, spec)
+
+  # Reference: Python loops over steps and crops, static slices.
+  grad_one = jax.jit(jax.grad(
+      lambda y, x: jnp.sum(jax.nn.sigmoid(logit_fn(x, y)))))
+  coverage = np.zeros((32, 32, 1))
+  for r, c in offsets:
+    coverage[r:r + 24, c:c + 24] += 1
+  masks = np.zeros((2, 32, 32, 1), np.float32)
+  for _ in range(3):
+    grads = np.zeros_like(masks)
+    for r, c in offsets:
+      grads[:, r:r + 24, c:c + 24] += np.asarray(grad_one(
+          masks[:, r:r + 24, c:c + 24], images[:, r:r + 24, c:c + 24]))
+    masks = np.clip(masks + 20.0 * grads / coverage, 0.0, 1.0)
+  assert masks.mean() > 0.02 and (masks > 0).mean() > 0.3  # masks moved
+  np.testing.assert_allclose(y, masks, atol=1e-5)
+
+
+def test_mask_averaging_matches_a_plain_loop_over_crops():
+  logit_fn = _random_value_net()
+  images = jax.random.uniform(jax.random.key(2), (1, 32, 32, 3))
+  spec = inference.AscentSpec(num_steps=2, step_size=50.0)
+  offsets = inference.crop_offsets(32, 24, 9)
+  y, trajectory = inference.infer_averaged(logit_fn, images, offsets, 24, 1,
+                                           spec, return_trajectory=True)
+  total = np.zeros((1, 32, 32, 1))
+  count = np.zeros((1, 32, 32, 1))
+  for r, c in offsets:
+    crop_y, _ = inference.infer(logit_fn, images[:, r:r + 24, c:c + 24],
+                                jnp.zeros((1, 24, 24, 1)), spec)
+    total[:, r:r + 24, c:c + 24] += np.asarray(crop_y)
+    count[:, r:r + 24, c:c + 24] += 1
+  np.testing.assert_allclose(y, total / count, atol=1e-5)
+  assert trajectory.shape == (3, 1, 32, 32, 1)
+  np.testing.assert_allclose(trajectory[-1], y, atol=1e-6)
+
+
+def test_full_image_inference_compiles_once_per_shape():
+  logit_fn = _random_value_net()
+  spec = inference.AscentSpec(num_steps=2, step_size=1.0)
+  predict = jax.jit(lambda images: inference.infer_full_image(
+      logit_fn, images, crop_size=24, num_crops=9, combine='joint',
+      num_classes=1, spec=spec)[0])
+  for seed in range(3):
+    predict(jax.random.uniform(jax.random.key(seed), (2, 32, 32, 3)))
+  assert predict._cache_size() == 1
+  predict(jnp.zeros((3, 32, 32, 3)))
+  assert predict._cache_size() == 2

@@ -1,0 +1,79 @@
+"""End to end through the real entry point (subprocesses)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = f'--config={REPO / "configs" / "horses.py"}:smoke'
+
+
+def run_main(*args, timeout=300):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, '-m', 'dvn_jax.main', *args],
+                        capture_output=True, text=True, timeout=timeout,
+                        cwd=REPO, env=env)
+
+
+def test_train_resume_and_evaluate(tmp_path):
+  workdir = tmp_path / 'run'
+  first = run_main(SMOKE, f'--workdir={workdir}')
+  assert first.returncode == 0, first.stderr[-2000:]
+  assert (workdir / 'checkpoints' / '6').is_dir()
+  assert (workdir / 'config.json').is_file()
+  assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
+  assert 'val: mean IoU' in first.stdout
+  assert 'steps/s, ETA' in first.stderr
+
+  resumed = run_main(SMOKE, f'--workdir={workdir}',
+                     '--config.num_train_steps=9')
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert 'Resumed from the checkpoint at step 6' in resumed.stderr
+  assert 'Training steps 6..9' in resumed.stderr
+  assert (workdir / 'checkpoints' / '9').is_dir()
+
+  evaluated = run_main(SMOKE, f'--workdir={workdir}', '--mode=evaluate')
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  assert 'test: mean IoU' in evaluated.stdout
+  assert (workdir / 'eval_test.json').is_file()
+
+
+def _one_line_error(result):
+  assert result.returncode != 0
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('error: ')]
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  return errors[0]
+
+
+def test_unknown_config_key_is_one_clear_line(tmp_path):
+  line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
+                                  '--config.optimizer.lr=0.1'))
+  assert "unknown config field 'lr'" in line and '--config.optimizer.lr' in line
+
+
+def test_missing_data_file_is_one_clear_line(tmp_path):
+  missing = tmp_path / 'nope.npz'
+  line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path / "w"}',
+                                  f'--config.data.path={missing}'))
+  assert str(missing) in line and 'not found' in line
+
+
+@pytest.mark.parametrize('args,needle', [
+    (['--config=configs/missing.py'], 'missing.py'),
+    ([SMOKE, '--config.batch_size=many'], 'batch_size'),
+    ([SMOKE, '--config.optimizer.learning_rate=-1'], 'learning_rate'),
+])
+def test_bad_command_lines_are_one_clear_line(tmp_path, args, needle):
+  line = _one_line_error(run_main(*args, f'--workdir={tmp_path}'))
+  assert needle in line
+
+
+def test_evaluate_without_checkpoint_is_one_clear_line(tmp_path):
+  line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
+                                  '--mode=evaluate'))
+  assert 'no checkpoint' in line

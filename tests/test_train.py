@@ -1,0 +1,117 @@
+"""Train step, input pipeline and evaluation metrics, in process."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import horses as horses_config
+from dvn_jax import evaluate
+from dvn_jax import input_pipeline
+from dvn_jax import train
+from dvn_jax.errors import ConfigError
+
+
+def test_batch_indices_are_epochs_of_permutations_and_repeatable():
+  batches = [input_pipeline.batch_indices(0, s, 10, 4) for s in range(5)]
+  flat = np.concatenate(batches)
+  assert sorted(flat[:10]) == list(range(10))      # epoch 0
+  assert sorted(flat[10:20]) == list(range(10))    # epoch 1
+  np.testing.assert_array_equal(input_pipeline.batch_indices(0, 3, 10, 4),
+                                batches[3])
+  assert not np.array_equal(input_pipeline.batch_indices(1, 0, 10, 4),
+                            batches[0])
+
+
+def test_random_crops_cut_image_and_mask_alike():
+  images = jnp.arange(2 * 8 * 8 * 3, dtype=jnp.float32).reshape(2, 8, 8, 3)
+  masks = images[..., :1]  # the mask equals the image's first channel
+  for flip in (False, True):
+    x, y = input_pipeline.random_crops(jax.random.key(0), images, masks, 5,
+                                       flip)
+    assert x.shape == (2, 5, 5, 3) and y.shape == (2, 5, 5, 1)
+    np.testing.assert_array_equal(x[..., :1], y)
+
+
+def test_metrics_mean_and_global_iou():
+  truth = np.zeros((2, 4, 4), bool)
+  truth[0, :2] = True   # 8 pixels
+  truth[1, 0, 0] = True  # 1 pixel
+  pred = np.zeros_like(truth)
+  pred[0, :1] = True    # 4 of 8: IoU 0.5
+  pred[1, 0, :2] = True  # IoU 1/2
+  metrics = evaluate.segmentation_metrics(pred, truth)
+  assert metrics['mean_iou'] == pytest.approx(50.0)
+  assert metrics['global_iou'] == pytest.approx(100.0 * 5 / 10)
+
+
+def test_predict_in_batches_pads_and_trims():
+  calls = []
+
+  def predict(images):
+    calls.append(images.shape)
+    return images * 2
+  out = evaluate.predict_in_batches(predict, np.arange(5.0)[:, None], 2)
+  np.testing.assert_array_equal(out[:, 0], np.arange(5.0) * 2)
+  assert calls == [(2, 1)] * 3
+
+
+@pytest.mark.parametrize('model_name', ['value_net', 'fcn'])
+def test_train_step_learns_and_compiles_once(model_name):
+  config = horses_config.get_config('smoke')
+  config.model.name = model_name
+  if model_name == 'fcn':
+    del config.model.dropout_rate
+  config.tuples.mix.stratified = 0.5
+  config.tuples.mix.ground_truth = 0.5
+  data = train.load_data(config)['train']
+  images = input_pipeline.images_to_float(data.images[:8])
+  masks = input_pipeline.masks_to_float(data.masks[:8])
+  model = train.create_model(config)
+  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  state = train.create_state(model, tx, config)
+  step = train.make_train_step(model, tx, config)
+  params0 = jax.tree.map(np.asarray, state.params)
+  for s in range(3):
+    state, metrics = step(state, images, masks,
+                          input_pipeline.batch_indices(0, s, 8, 4))
+  assert step._cache_size() == 1
+  assert int(state.step) == 3
+  assert np.isfinite(float(metrics['loss']))
+  moved = jax.tree.map(lambda a, b: not np.allclose(a, b), params0,
+                       jax.tree.map(np.asarray, state.params))
+  assert all(jax.tree.leaves(moved))
+
+
+def test_predict_fn_shapes_and_single_compile():
+  config = horses_config.get_config('smoke')
+  model = train.create_model(config)
+  tx = train.make_optimizer(config.optimizer, 1)
+  params = train.create_state(model, tx, config).params
+  predict = train.make_predict_fn(model, config, return_trajectory=True)
+  images = np.zeros((3, 32, 32, 3), np.uint8)
+  masks, trajectory = predict(params, images)
+  predict(params, images + 1)
+  assert masks.shape == (3, 32, 32, 1)
+  assert trajectory.shape == (config.eval.inference.num_steps + 1, 3, 32, 32, 1)
+  assert predict._cache_size() == 1
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('optimizer.learning_rate', -0.1, 'learning_rate'),
+    ('crop_size', 40, 'crop_size'),
+    ('eval.num_crops', 10, 'square'),
+    ('tuples.temperature', 0.0, 'tau'),
+    ('tuples.inference.num_steps', 0, 'num_steps'),
+    ('optimizer.name', 'rmsprop', 'optimizer.name'),
+])
+def test_invalid_config_values_are_config_errors(field, value, match):
+  config = horses_config.get_config('smoke')
+  node = config
+  *parents, leaf = field.split('.')
+  for parent in parents:
+    node = node[parent]
+  node[leaf] = value
+  with pytest.raises(ConfigError, match=match):
+    train.check_config(config)
+    train.make_optimizer(config.optimizer, 1)

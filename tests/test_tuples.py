@@ -1,0 +1,117 @@
+"""Training-tuple generators (paper Sec. 3.3)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dvn_jax import inference
+from dvn_jax import losses
+from dvn_jax import models
+from dvn_jax import oracles
+from dvn_jax import tuples
+from dvn_jax.errors import ConfigError
+
+
+@pytest.fixture(scope='module')
+def setup():
+  model = models.create_model('value_net')
+  params = models.init_params(model, jax.random.key(0), 24)
+  logit_fn = lambda x, y: model.apply({'params': params}, x, y)
+  x = jax.random.uniform(jax.random.key(1), (6, 24, 24, 3))
+  y_star = (jax.random.uniform(jax.random.key(2), (6, 24, 24, 1)) > 0.6
+            ).astype(jnp.float32)
+  return logit_fn, x, y_star
+
+
+@pytest.mark.parametrize('generator', tuples.GENERATORS)
+@pytest.mark.parametrize('oracle', ['iou', 'f1'])
+def test_each_generator_returns_the_oracle_value(setup, generator, oracle):
+  logit_fn, x, y_star = setup
+  spec = tuples.TupleSpec(
+      mix=((generator, 1.0),), oracle=oracle,
+      inference_ascent=inference.AscentSpec(num_steps=3, step_size=100.0),
+      adversarial_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
+      temperature=0.5)
+  x_out, y, v = tuples.generate_tuples(jax.random.key(3), logit_fn, x, y_star,
+                                       spec)
+  assert y.shape == y_star.shape and v.shape == (6,)
+  np.testing.assert_array_equal(x_out, x)
+  assert np.all((y >= 0) & (y <= 1))
+  np.testing.assert_allclose(v, oracles.get_oracle(oracle)(y, y_star),
+                             rtol=1e-6)
+  if generator == 'ground_truth':
+    np.testing.assert_array_equal(v, 1.0)
+  if generator == 'stratified':
+    np.testing.assert_array_equal(y, np.round(y))  # binary masks
+
+
+def test_mixed_batch_is_split_in_order(setup):
+  logit_fn, x, y_star = setup
+  spec = tuples.TupleSpec(mix=(('ground_truth', 1.0), ('stratified', 2.0)))
+  _, y, v = tuples.generate_tuples(jax.random.key(0), logit_fn, x, y_star, spec)
+  np.testing.assert_array_equal(y[:2], y_star[:2])
+  np.testing.assert_array_equal(v[:2], 1.0)
+  assert tuples.split_sizes(6, spec.mix) == [('ground_truth', 2),
+                                              ('stratified', 4)]
+  assert sum(n for _, n in tuples.split_sizes(7, (('a', 1), ('b', 1), ('c', 1)))
+             ) == 7
+
+
+def test_stratified_values_follow_the_exponential_density():
+  tau = 0.05
+  v = np.asarray(tuples.sample_stratified_values(jax.random.key(0), (40000,),
+                                                 tau))
+  assert v.min() >= 0.0 and v.max() <= 1.0
+  expected_mean = 1.0 - tau + 1.0 / np.expm1(1.0 / tau)
+  assert abs(v.mean() - expected_mean) < 3e-3
+  assert abs(np.median(v) - (1 + tau * np.log(0.5 + 0.5 * np.exp(-1 / tau)))
+             ) < 3e-3
+
+
+def test_stratified_samples_concentrate_at_the_ground_truth_as_tau_shrinks():
+  y_star = (jax.random.uniform(jax.random.key(5), (64, 24, 24, 1)) > 0.7
+            ).astype(jnp.float32)
+  mean_value = {}
+  for tau in (1e-4, 0.05, 1.0):
+    spec = tuples.TupleSpec(mix=(('stratified', 1.0),), temperature=tau)
+    y = tuples.stratified_outputs(jax.random.key(6), y_star, spec)
+    mean_value[tau] = float(oracles.iou(y, y_star).mean())
+  assert mean_value[1e-4] > 0.995
+  assert 0.9 < mean_value[0.05] < 0.98   # the density's mean is 0.95
+  assert mean_value[1.0] < 0.7           # the density's mean is 0.58
+
+
+def test_adversarial_step_increases_the_regression_loss(setup):
+  logit_fn, x, y_star = setup
+  spec = tuples.TupleSpec(
+      mix=(('adversarial', 1.0),), adversarial_start='ground_truth',
+      adversarial_ascent=inference.AscentSpec(num_steps=1, step_size=1e-2))
+  y = tuples.adversarial_outputs(jax.random.key(0), logit_fn, x, y_star, spec)
+  loss = lambda y: losses.cross_entropy(logit_fn(x, y), oracles.iou(y, y_star))
+  assert float(loss(y).sum()) > float(loss(y_star).sum())
+
+
+def test_inference_tuples_lie_on_the_trajectory(setup):
+  logit_fn, x, _ = setup
+  ascent = inference.AscentSpec(num_steps=4, step_size=100.0)
+  spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent)
+  y = tuples.inference_outputs(jax.random.key(1), logit_fn, x, spec)
+  _, trajectory = inference.infer(logit_fn, x, jnp.zeros_like(y), ascent,
+                                  return_trajectory=True)
+  for i in range(len(x)):
+    distances = [float(jnp.abs(trajectory[t, i] - y[i]).max())
+                 for t in range(1, 5)]
+    assert min(distances) < 1e-6
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(mix=(('magic', 1.0),)), 'unknown tuple generator'),
+    (dict(mix=(('inference', -1.0),)), 'weights'),
+    (dict(temperature=0.0), 'tau'),
+    (dict(adversarial_start='moon'), 'adversarial_start'),
+    (dict(inference_pick='best'), 'inference_pick'),
+])
+def test_bad_tuple_settings_are_config_errors(kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    tuples.TupleSpec(**kwargs)
