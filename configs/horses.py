@@ -61,7 +61,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict(dict(
       num_crops=36, combine='joint', inference=ascent(30, 50.0),
-      threshold=0.5, batch_size=8))
+      threshold=0.5, batch_size=1))  # images a batch: 36 crops suit a CPU
 
   c.log_every_steps = 100
   c.eval_every_steps = 2000

@@ -351,6 +351,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Training steps %d..%d on %s (%d images), evaluating on %s',
                first_step, config.num_train_steps, config.data.train_split,
                len(train_split.images), config.data.eval_split)
+  if first_step >= config.num_train_steps:
+    logging.info('Nothing to train: the checkpoint is at step %d of %d; raise '
+                 '--config.num_train_steps to train longer', first_step,
+                 config.num_train_steps)
   step = first_step
   try:
     for step in range(first_step + 1, config.num_train_steps + 1):

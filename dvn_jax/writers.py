@@ -8,7 +8,6 @@ flush / close) on tensorboardX (TensorBoard event files) plus absl logging.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 
@@ -85,6 +84,3 @@ def format_seconds(seconds: float) -> str:
   return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else (
       f'{minutes}m{seconds:02d}s')
 
-
-def is_writable_dir(path: str) -> bool:
-  return os.path.isdir(path) and os.access(path, os.W_OK)
