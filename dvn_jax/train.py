@@ -388,6 +388,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return eval_metrics
 
 
+def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
+                  workdir: str) -> TrainState:
+  """The latest checkpoint of `workdir`; DvnError when there is none."""
+  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  manager = checkpoints.make_manager(workdir, read_only=True)
+  state = checkpoints.restore_latest(manager, create_state(model, tx, config))
+  if state is None:
+    raise DvnError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}; '
+                   'train first with the same --workdir')
+  return state
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                         split: str = 'test') -> dict[str, float]:
   """Scores the latest checkpoint of `workdir` on `split`; writes JSON too."""
@@ -396,12 +408,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   if split not in data:
     raise ConfigError(f'unknown split {split!r}; choose one of {sorted(data)}')
   model = create_model(config)
-  tx = make_optimizer(config.optimizer, config.num_train_steps)
-  manager = checkpoints.make_manager(workdir, read_only=True)
-  state = checkpoints.restore_latest(manager, create_state(model, tx, config))
-  if state is None:
-    raise DvnError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}; '
-                   'train first with the same --workdir')
+  state = restore_state(model, config, workdir)
   metrics = evaluate_split(make_predict_fn(model, config), state.params,
                            data[split], config)
   metrics['step'] = int(state.step)

@@ -5,15 +5,17 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = f'--config={REPO / "configs" / "horses.py"}:smoke'
 
 
-def run_main(*args, timeout=300):
+def run_main(*args, timeout=300, module='dvn_jax.main'):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'dvn_jax.main', *args],
+  return subprocess.run([sys.executable, '-m', module, *args],
                         capture_output=True, text=True, timeout=timeout,
                         cwd=REPO, env=env)
 
@@ -39,6 +41,26 @@ def test_train_resume_and_evaluate(tmp_path):
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
   assert 'test: mean IoU' in evaluated.stdout
   assert (workdir / 'eval_test.json').is_file()
+
+  # Segment a user's image of another size; a non-image fails in one line.
+  image_path = tmp_path / 'horse.png'
+  Image.fromarray(np.random.default_rng(0).integers(
+      0, 255, (45, 70, 3), dtype=np.uint8)).save(image_path)
+  predicted = run_main(SMOKE, f'--workdir={workdir}',
+                       f'--output_dir={tmp_path / "masks"}', str(image_path),
+                       module='dvn_jax.predict')
+  assert predicted.returncode == 0, predicted.stderr[-2000:]
+  mask = np.asarray(Image.open(tmp_path / 'masks' / 'horse_mask.png'))
+  assert mask.shape == (45, 70) and set(np.unique(mask)) <= {0, 255}
+  (tmp_path / 'notes.jpg').write_text('not an image')
+  line = _one_line_error(run_main(SMOKE, f'--workdir={workdir}',
+                                  str(tmp_path / 'notes.jpg'),
+                                  module='dvn_jax.predict'))
+  assert 'notes.jpg is not an image' in line
+  line = _one_line_error(run_main(SMOKE, f'--workdir={workdir}',
+                                  str(tmp_path / 'absent.png'),
+                                  module='dvn_jax.predict'))
+  assert 'image not found' in line
 
 
 def _one_line_error(result):

@@ -1,0 +1,80 @@
+"""Shared command-line plumbing: one-line errors, quiet library logs.
+
+Every entry point (`main`, `predict`) parses its flags with
+`make_flags_parser` and runs its work inside `reporting_errors`, so a bad
+flag, config field, file or value ends the program with one line starting
+`error:` and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging as py_logging
+import sys
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+from absl import flags
+from absl import logging
+
+from dvn_jax.errors import DvnError
+
+# Libraries whose INFO lines drown the training log (orbax logs ~30 lines per
+# checkpoint); their warnings and errors still show.
+_QUIET_AT_INFO = ('/orbax/', '/jax/_src/xla_bridge.py')
+
+
+class _QuietLibraries(py_logging.Filter):
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or not any(
+        part in record.pathname for part in _QUIET_AT_INFO)
+
+
+def quiet_library_logs() -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(status)
+
+
+def make_flags_parser(config_flag: flags.FlagHolder
+                      ) -> Callable[[list[str]], list[str]]:
+  """An absl `flags_parser` that reports bad flags and configs in one line."""
+
+  def parse(argv: list[str]) -> list[str]:
+    try:
+      remaining = flags.FLAGS(argv)
+      config_flag.value.to_dict()  # the config loads lazily: fail here if bad
+      return remaining
+    except flags.Error as e:
+      lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+      if any(line.startswith('Traceback') for line in lines):  # get_config
+        fail(f'{lines[0].split(":")[0]}: {lines[-1]}')
+      fail(' '.join(lines))
+    except OSError as e:  # the config file is missing or does not import
+      lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+      fail(f'cannot load --config: {lines[-1]}')
+    except (AttributeError, KeyError) as e:  # --config.<field> not there
+      field = str(e).strip('"\'')
+      overrides = [a.split('=')[0] for a in argv[1:]
+                   if a.startswith('--config.')]
+      culprit = next((a for a in overrides if field in a.split('.')), None)
+      fail(f'unknown config field {field!r}'
+           + (f' in {culprit}' if culprit else '')
+           + '; check the name against the config file (its get_config)')
+    except (ValueError, TypeError) as e:  # raised by the config file itself
+      fail(f'bad --config: {e}')
+
+  return parse
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+  """Turns a DvnError into one `error:` line and exit status 1."""
+  try:
+    yield
+  except DvnError as e:
+    fail(str(e), status=1)

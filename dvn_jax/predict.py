@@ -1,0 +1,99 @@
+"""Segment your own images with a trained model.
+
+  python -m dvn_jax.predict --config=configs/horses.py --workdir=/tmp/horses \
+      --output_dir=/tmp/masks horse1.jpg horse2.png
+
+Each image (any size, any mode PIL reads: JPEG, PNG, ...) is resized to the
+model's 32x32, segmented with the config's test-time inference (crops,
+joint inference or mask averaging), and the soft mask is resized back to the
+image's size and thresholded: `<output_dir>/<name>_mask.png`, 0 or 255.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+from PIL import Image
+from PIL import UnidentifiedImageError
+
+from dvn_jax import cli
+from dvn_jax import train
+from dvn_jax.errors import DataError
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Config the model was trained with.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None,
+                               'Training workdir whose latest checkpoint to use.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', '.', 'Where masks are written.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+  """RGB uint8 (H, W, 3) of an image file; DataError if it is not one."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise DataError(f'image not found: {path}')
+  try:
+    with Image.open(path) as image:
+      return np.asarray(image.convert('RGB'))
+  except (UnidentifiedImageError, OSError, ValueError) as e:
+    raise DataError(f'{path} is not an image PIL can read '
+                    f'({type(e).__name__}); pass a JPEG or PNG file') from None
+
+
+def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """Bilinear resize of uint8 (H, W, C) or float (H, W) to (height, width)."""
+  height, width = size
+  if array.dtype == np.uint8:
+    return np.asarray(Image.fromarray(array).resize((width, height),
+                                                    Image.BILINEAR))
+  image = Image.fromarray(array.astype(np.float32), mode='F')
+  return np.asarray(image.resize((width, height), Image.BILINEAR))
+
+
+def segment(predict_fn, params, image: np.ndarray, image_size: int,
+            threshold: float) -> np.ndarray:
+  """Binary mask (H, W) uint8 {0, 255} at the image's own size."""
+  small = resize(image, (image_size, image_size))
+  soft = np.asarray(predict_fn(params, small[None]))[0, ..., 0]
+  full = resize(soft, image.shape[:2])
+  return np.where(full >= threshold, 255, 0).astype(np.uint8)
+
+
+def predict_files(config, workdir: str, paths: Sequence[str],
+                  output_dir: str) -> list[pathlib.Path]:
+  """Segments each file; returns the mask paths written."""
+  images = [read_image(p) for p in paths]  # fail before the slow part
+  model = train.create_model(config)
+  params = train.restore_state(model, config, workdir).params
+  predict_fn = train.make_predict_fn(model, config)
+  out = pathlib.Path(output_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  written = []
+  for path, image in zip(paths, images):
+    mask = segment(predict_fn, params, image, config.image_size,
+                   config.eval.threshold)
+    target = out / f'{pathlib.Path(path).stem}_mask.png'
+    Image.fromarray(mask, mode='L').save(target)
+    written.append(target)
+  return written
+
+
+def main(argv):
+  if len(argv) < 2:
+    raise app.UsageError('name at least one image file to segment')
+  cli.quiet_library_logs()
+  with cli.reporting_errors():
+    for target in predict_files(_CONFIG.value, _WORKDIR.value, argv[1:],
+                                _OUTPUT_DIR.value):
+      print(target)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))
