@@ -62,6 +62,15 @@ def test_train_resume_and_evaluate(tmp_path):
                                   module='dvn_jax.predict'))
   assert 'image not found' in line
 
+  # The paper's figures from the trained workdir (FCN column left out).
+  figures = run_main(SMOKE, f'--workdir={workdir}', '--num_images=2',
+                     f'--output_dir={tmp_path / "figures"}',
+                     module='dvn_jax.figures')
+  assert figures.returncode == 0, figures.stderr[-2000:]
+  for name in ('inference_trajectory', 'qualitative', 'shape_prior'):
+    width, height = Image.open(tmp_path / 'figures' / f'{name}.png').size
+    assert width >= 4 * 128 and height > 128
+
 
 def _one_line_error(result):
   assert result.returncode != 0
@@ -99,3 +108,13 @@ def test_evaluate_without_checkpoint_is_one_clear_line(tmp_path):
   line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
                                   '--mode=evaluate'))
   assert 'no checkpoint' in line
+
+
+def test_fcn_baseline_config_trains_and_evaluates(tmp_path):
+  config = f'--config={REPO / "configs" / "horses_fcn.py"}:smoke'
+  trained = run_main(config, f'--workdir={tmp_path}')
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  assert 'val: mean IoU' in trained.stdout
+  evaluated = run_main(config, f'--workdir={tmp_path}', '--mode=evaluate')
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  assert 'test: mean IoU' in evaluated.stdout

@@ -1,0 +1,25 @@
+"""FCN baseline on Weizmann horses 32x32 (paper Table 2: 78.56 / 78.7 IoU).
+
+The value network's convolutional layers trained per pixel (sigmoid
+cross-entropy) on random 24x24 crops; at test the per-pixel probabilities of
+36 crops are averaged (paper Sec. 5.2).
+
+  python -m dvn_jax.main --config=configs/horses_fcn.py --workdir=/tmp/fcn
+  python -m dvn_jax.main --config=configs/horses_fcn.py --workdir=/tmp/fcn \
+    --mode=evaluate
+"""
+
+import ml_collections
+
+from configs import horses
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = horses.get_config(arg)
+  c.model = ml_collections.ConfigDict(dict(name='fcn'))
+  c.optimizer.name = 'adam'
+  c.optimizer.learning_rate = 1e-3
+  c.num_train_steps = 3000 if arg != 'smoke' else c.num_train_steps
+  c.eval_every_steps = 500 if arg != 'smoke' else c.eval_every_steps
+  c.eval.batch_size = 8
+  return c
