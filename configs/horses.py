@@ -45,8 +45,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.batch_size = 32
   c.num_train_steps = 20_000
+  # The paper's "learning rate 0.01" does not name the optimizer. On val,
+  # after 1200 steps: SGD (momentum 0.9) 0.01 -> 54.7 mean IoU, Adam 3e-4 ->
+  # 66.2 (docs/horses.md).
   c.optimizer = ml_collections.ConfigDict(dict(
-      name='sgd', learning_rate=0.01, momentum=0.9, schedule='constant',
+      name='adam', learning_rate=3e-4, momentum=0.9, schedule='constant',
       warmup_steps=0, weight_decay=0.0, grad_clip_norm=0.0))
 
   # Training tuples (paper Sec. 3.3): batch fractions of each generator.
