@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any
 
+import flax
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from dvn_jax.errors import CheckpointError
@@ -42,3 +45,38 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
         f'checkpoint {step} in {manager.directory} does not match this '
         f'config ({type(e).__name__}: {first_line[:200]}); use a new --workdir '
         'or the config it was trained with') from e
+
+
+# ------------------------------------------------ released parameter files ----
+
+
+def save_params(params: Any, path: str, dtype: str = 'float32') -> None:
+  """Writes parameters alone to one compressed .npz (keys 'a/b/kernel')."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep='/')
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'wb') as f:
+    np.savez_compressed(f, **{k: np.asarray(v, dtype) for k, v in flat.items()})
+
+
+def load_params(path: str, template: Any) -> Any:
+  """Reads a `save_params` file into `template`'s structure, as float32."""
+  if not os.path.isfile(path):
+    raise CheckpointError(f'parameter file not found: {path}')
+  try:
+    with np.load(path) as data:
+      arrays = {k: data[k] for k in data.files}
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise CheckpointError(f'{path} is not a readable parameter file '
+                          f'({type(e).__name__}); export it again') from None
+  expected = flax.traverse_util.flatten_dict(template, sep='/')
+  missing = sorted(set(expected) - set(arrays))
+  extra = sorted(set(arrays) - set(expected))
+  wrong = sorted(k for k in set(expected) & set(arrays)
+                 if arrays[k].shape != expected[k].shape)
+  if missing or extra or wrong:
+    raise CheckpointError(
+        f'{path} does not fit this config\'s model (missing {missing[:3]}, '
+        f'unexpected {extra[:3]}, wrong shape {wrong[:3]}); use the config '
+        'it was trained with')
+  return flax.traverse_util.unflatten_dict(
+      {k: np.asarray(v, np.float32) for k, v in arrays.items()}, sep='/')

@@ -74,7 +74,7 @@ def grid(rows: list[list[np.ndarray]], header: list[str]) -> Image.Image:
 
 def load_model(config, workdir: str):
   model = train.create_model(config)
-  return model, train.restore_state(model, config, workdir).params
+  return model, train.load_trained_params(model, config, workdir)
 
 
 def trajectory_figure(config, params, model, split) -> Image.Image:

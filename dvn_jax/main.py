@@ -20,11 +20,17 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config file: path/to/config.py[:arg].', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Folder for checkpoints, metrics and config.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'evaluate'],
-                          'train (resumes from --workdir if it holds a '
-                          'checkpoint) or evaluate its latest checkpoint.')
+_MODE = flags.DEFINE_enum(
+    'mode', 'train', ['train', 'evaluate', 'export'],
+    'train (resumes from --workdir if it holds a checkpoint); evaluate the '
+    'latest checkpoint of --workdir, or the file --params; export the '
+    'latest checkpoint\'s parameters to the file --params.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split that --mode=evaluate scores.')
-flags.mark_flags_as_required(['config', 'workdir'])
+_PARAMS = flags.DEFINE_string(
+    'params', None, 'A parameter file (.npz) to evaluate or to export to.')
+_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
+                           'Storage type of --mode=export.')
+flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
@@ -33,13 +39,24 @@ def main(argv):
   cli.quiet_library_logs()
   logging.info('JAX %s, process %d/%d, devices: %s', jax.__version__,
                jax.process_index(), jax.process_count(), jax.devices())
+  if _WORKDIR.value is None and not (_MODE.value == 'evaluate'
+                                     and _PARAMS.value):
+    cli.fail(f'--mode={_MODE.value} needs --workdir')
+  if _MODE.value == 'export' and not _PARAMS.value:
+    cli.fail('--mode=export needs --params=<file.npz> to write')
   with cli.reporting_errors():
     if _MODE.value == 'train':
       metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
       split = _CONFIG.value.data.eval_split
-    else:
+    elif _MODE.value == 'evaluate':
       split = _SPLIT.value
-      metrics = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, split)
+      metrics = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, split,
+                                          _PARAMS.value)
+    else:
+      train.export_params(_CONFIG.value, _WORKDIR.value, _PARAMS.value,
+                          _DTYPE.value)
+      print(f'wrote {_PARAMS.value}')
+      return
   if metrics:
     print(f'{split}: mean IoU {metrics["mean_iou"]:.2f}, '
           f'global IoU {metrics["global_iou"]:.2f}')

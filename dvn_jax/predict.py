@@ -2,6 +2,7 @@
 
   python -m dvn_jax.predict --config=configs/horses.py --workdir=/tmp/horses \
       --output_dir=/tmp/masks horse1.jpg horse2.png
+  (or --params=<released .npz> instead of --workdir)
 
 Each image (any size, any mode PIL reads: JPEG, PNG, ...) is resized to the
 model's 32x32, segmented with the config's test-time inference (crops,
@@ -30,8 +31,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Config the model was trained with.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Training workdir whose latest checkpoint to use.')
+_PARAMS = flags.DEFINE_string('params', None,
+                              'Or a parameter file (.npz) to use instead.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', '.', 'Where masks are written.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -66,12 +69,13 @@ def segment(predict_fn, params, image: np.ndarray, image_size: int,
   return np.where(full >= threshold, 255, 0).astype(np.uint8)
 
 
-def predict_files(config, workdir: str, paths: Sequence[str],
-                  output_dir: str) -> list[pathlib.Path]:
+def predict_files(config, workdir: str | None, paths: Sequence[str],
+                  output_dir: str, params_path: str | None = None
+                  ) -> list[pathlib.Path]:
   """Segments each file; returns the mask paths written."""
   images = [read_image(p) for p in paths]  # fail before the slow part
   model = train.create_model(config)
-  params = train.restore_state(model, config, workdir).params
+  params = train.load_trained_params(model, config, workdir, params_path)
   predict_fn = train.make_predict_fn(model, config)
   out = pathlib.Path(output_dir)
   out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,7 @@ def main(argv):
   cli.quiet_library_logs()
   with cli.reporting_errors():
     for target in predict_files(_CONFIG.value, _WORKDIR.value, argv[1:],
-                                _OUTPUT_DIR.value):
+                                _OUTPUT_DIR.value, _PARAMS.value):
       print(target)
 
 

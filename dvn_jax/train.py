@@ -400,18 +400,43 @@ def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
   return state
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
-                        split: str = 'test') -> dict[str, float]:
-  """Scores the latest checkpoint of `workdir` on `split`; writes JSON too."""
+def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
+                        workdir: str | None, params_path: str | None = None
+                        ) -> Any:
+  """Parameters from a released file (`params_path`) or a workdir."""
+  if params_path:
+    template = models.init_params(model, jax.random.key(0), config.crop_size,
+                                  NUM_CLASSES)
+    return checkpoints.load_params(params_path, template)
+  if not workdir:
+    raise ConfigError('pass --workdir (a trained run) or --params (a file)')
+  return restore_state(model, config, workdir).params
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
+                        split: str = 'test', params_path: str | None = None
+                        ) -> dict[str, float]:
+  """Scores a workdir's latest checkpoint, or a parameter file, on `split`.
+
+  Writes `<workdir>/eval_<split>.json` when a workdir is given.
+  """
   check_config(config)
   data = load_data(config)
   if split not in data:
     raise ConfigError(f'unknown split {split!r}; choose one of {sorted(data)}')
   model = create_model(config)
-  state = restore_state(model, config, workdir)
-  metrics = evaluate_split(make_predict_fn(model, config), state.params,
-                           data[split], config)
-  metrics['step'] = int(state.step)
-  with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
-    json.dump(metrics, f, indent=2)
+  params = load_trained_params(model, config, workdir, params_path)
+  metrics = evaluate_split(make_predict_fn(model, config), params, data[split],
+                           config)
+  if workdir:
+    with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
+      json.dump(metrics, f, indent=2)
   return metrics
+
+
+def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
+                  dtype: str = 'float32') -> None:
+  """Writes the parameters of `workdir`'s latest checkpoint to one file."""
+  model = create_model(config)
+  checkpoints.save_params(restore_state(model, config, workdir).params, path,
+                          dtype)

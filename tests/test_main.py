@@ -42,6 +42,18 @@ def test_train_resume_and_evaluate(tmp_path):
   assert 'test: mean IoU' in evaluated.stdout
   assert (workdir / 'eval_test.json').is_file()
 
+  # Export the parameters to one file; evaluating the file gives the same.
+  params_file = tmp_path / 'released' / 'horses.npz'
+  exported = run_main(SMOKE, f'--workdir={workdir}', '--mode=export',
+                      f'--params={params_file}')
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  from_file = run_main(SMOKE, '--mode=evaluate', f'--params={params_file}')
+  assert from_file.returncode == 0, from_file.stderr[-2000:]
+  assert from_file.stdout == evaluated.stdout
+  line = _one_line_error(run_main(SMOKE, '--mode=evaluate',
+                                  f'--params={tmp_path / "none.npz"}'))
+  assert 'parameter file not found' in line
+
   # Segment a user's image of another size; a non-image fails in one line.
   image_path = tmp_path / 'horse.png'
   Image.fromarray(np.random.default_rng(0).integers(
