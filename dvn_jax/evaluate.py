@@ -32,6 +32,23 @@ def segmentation_metrics(pred: np.ndarray, truth: np.ndarray
           'global_iou': 100.0 * float(global_iou)}
 
 
+def soft_segmentation_metrics(soft: np.ndarray, truth: np.ndarray
+                              ) -> dict[str, float]:
+  """Mean and global IoU of non-binary masks in [0, 1], in %.
+
+  Intersection and union are the relaxed ones of Eq. 9, 10 (sums of minima
+  and maxima); on binary masks this equals `segmentation_metrics`.
+  """
+  soft = soft.reshape(len(soft), -1).astype(np.float64)
+  truth = truth.reshape(len(truth), -1).astype(np.float64)
+  intersection = np.minimum(soft, truth).sum(axis=1)
+  union = np.maximum(soft, truth).sum(axis=1)
+  per_image = np.where(union == 0, 1.0, intersection / np.maximum(union, 1e-12))
+  global_iou = intersection.sum() / union.sum() if union.sum() else 1.0
+  return {'mean_iou': 100.0 * float(per_image.mean()),
+          'global_iou': 100.0 * float(global_iou)}
+
+
 def predict_in_batches(predict_fn: Callable[[np.ndarray], np.ndarray],
                        images: np.ndarray, batch_size: int) -> np.ndarray:
   """Runs predict_fn over fixed-size batches (the last one padded).

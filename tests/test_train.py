@@ -45,6 +45,18 @@ def test_metrics_mean_and_global_iou():
   assert metrics['global_iou'] == pytest.approx(100.0 * 5 / 10)
 
 
+def test_soft_metrics_are_relaxed_iou_and_equal_binary_ones_on_binary():
+  rng = np.random.default_rng(0)
+  truth = rng.random((5, 6, 6)) > 0.5
+  pred = rng.random((5, 6, 6)) > 0.4
+  soft = evaluate.soft_segmentation_metrics(pred.astype(float), truth)
+  hard = evaluate.segmentation_metrics(pred, truth)
+  assert soft == pytest.approx(hard)
+  half = evaluate.soft_segmentation_metrics(np.full((1, 2), 0.5),
+                                            np.array([[1.0, 0.0]]))
+  assert half['mean_iou'] == pytest.approx(100 * 0.5 / 1.5)
+
+
 def test_predict_in_batches_pads_and_trims():
   calls = []
 

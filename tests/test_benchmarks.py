@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (on the smoke config; numbers not checked)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_ablation_script_writes_the_table(tmp_path):
+  output = tmp_path / 'ablation.md'
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'benchmarks' / 'horses_ablation.py'),
+       f'--config={REPO / "configs" / "horses.py"}:smoke',
+       f'--root={tmp_path / "runs"}', f'--output={output}',
+       '--num_test_images=2'],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-2000:]
+  table = output.read_text()
+  assert table.count('\n|') == 2 + 3 + 8   # header, 3 tuple mixes, 8 crop rows
+  assert '| inference + adversarial (joint, 4 crops) | 81.6 |' in table
+  assert 'mask averaging non-binary (25 crops) | 69.6 |' in table
+  for name in ('inference+ground_truth', 'inference+stratified',
+               'inference+adversarial'):
+    assert (tmp_path / 'runs' / name / 'checkpoints').is_dir()
