@@ -283,6 +283,14 @@ def load_data(config: ml_collections.ConfigDict
   return horses.load_weizmann_horses(config.data.path or None)
 
 
+def get_split(data: dict[str, horses.SegmentationSplit], name: str,
+              field: str) -> horses.SegmentationSplit:
+  if name not in data:
+    raise ConfigError(f'unknown split {name!r} in {field}; choose one of '
+                      f'{sorted(data)}')
+  return data[name]
+
+
 def prepare_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -320,8 +328,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   check_config(config)
   prepare_workdir(workdir)
   data = load_data(config)
-  train_split = data[config.data.train_split]
-  eval_split = data[config.data.eval_split]
+  train_split = get_split(data, config.data.train_split, 'data.train_split')
+  eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   images = input_pipeline.images_to_float(train_split.images)
   masks = input_pipeline.masks_to_float(train_split.masks)
 
@@ -421,12 +429,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
   Writes `<workdir>/eval_<split>.json` when a workdir is given.
   """
   check_config(config)
-  data = load_data(config)
-  if split not in data:
-    raise ConfigError(f'unknown split {split!r}; choose one of {sorted(data)}')
+  test_split = get_split(load_data(config), split, '--split')
   model = create_model(config)
   params = load_trained_params(model, config, workdir, params_path)
-  metrics = evaluate_split(make_predict_fn(model, config), params, data[split],
+  metrics = evaluate_split(make_predict_fn(model, config), params, test_split,
                            config)
   if workdir:
     with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
