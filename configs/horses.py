@@ -58,6 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
       inference=ascent(num_steps=20, step_size=50.0),
       inference_pick='random',
+      inference_points=1,   # tuples per inference trajectory
       temperature=0.05,
       adversarial=ascent(num_steps=1, step_size=50.0),
       adversarial_start='ground_truth'))

@@ -106,7 +106,8 @@ def tuple_spec_from_config(config: ml_collections.ConfigDict
   return tuples.TupleSpec(
       mix=mix, oracle=config.oracle, loss=config.loss,
       inference_ascent=ascent_spec_from_config(t.inference),
-      inference_pick=t.inference_pick, temperature=t.temperature,
+      inference_pick=t.inference_pick, inference_points=t.inference_points,
+      temperature=t.temperature,
       adversarial_ascent=ascent_spec_from_config(t.adversarial),
       adversarial_start=t.adversarial_start)
 

@@ -44,6 +44,9 @@ class TupleSpec:
     inference_ascent: ascent settings of inference tuples.
     inference_pick: 'random' takes y(t) at a uniformly drawn t in 1..T per
       example; 'final' takes y(T).
+    inference_points: tuples taken from each inference trajectory (distinct
+      steps; 'random' only). k > 1 runs k times fewer trajectories for the
+      same number of inference tuples.
     temperature: tau of stratified sampling (paper: 0.05).
     adversarial_ascent: ascent settings of adversarial tuples (`ascend`
       unused).
@@ -55,6 +58,7 @@ class TupleSpec:
   loss: str = 'cross_entropy'
   inference_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=20)
   inference_pick: str = 'random'
+  inference_points: int = 1
   temperature: float = 0.05
   adversarial_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=3)
   adversarial_start: str = 'ground_truth'
@@ -77,6 +81,12 @@ class TupleSpec:
     if self.inference_pick not in ('random', 'final'):
       raise ConfigError(f"inference_pick must be 'random' or 'final', "
                         f'got {self.inference_pick!r}')
+    if not 1 <= self.inference_points <= self.inference_ascent.num_steps:
+      raise ConfigError(f'inference_points must be in 1..inference num_steps '
+                        f'({self.inference_ascent.num_steps}), got '
+                        f'{self.inference_points}')
+    if self.inference_points > 1 and self.inference_pick != 'random':
+      raise ConfigError("inference_points > 1 needs inference_pick='random'")
     if self.adversarial_start not in ADVERSARIAL_STARTS:
       raise ConfigError(f'adversarial_start must be one of '
                         f'{list(ADVERSARIAL_STARTS)}, got '
@@ -106,15 +116,23 @@ def ground_truth_outputs(y_star: Array) -> Array:
 
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
                       spec: TupleSpec) -> Array:
-  """Points on the inference trajectory from y(0) = 0 (Sec. 3.3, Inference)."""
+  """Points on the inference trajectory from y(0) = 0 (Sec. 3.3, Inference).
+
+  Returns (B * inference_points, ...) outputs, trajectory-major: with
+  'random' picking, each trajectory gives `inference_points` distinct steps
+  drawn uniformly from 1..T; with 'final', y(T).
+  """
   y0 = jnp.zeros(x.shape[:-1] + (1,), jnp.float32)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random')
   if spec.inference_pick == 'final':
     return y_final
-  steps = jax.random.randint(rng, (x.shape[0],), 1, spec.inference_ascent.num_steps + 1)
-  return trajectory[steps, jnp.arange(x.shape[0])]
+  batch, num_steps = x.shape[0], spec.inference_ascent.num_steps
+  keys = jax.random.uniform(rng, (batch, num_steps))
+  steps = jnp.argsort(keys, axis=1)[:, :spec.inference_points] + 1
+  examples = jnp.repeat(jnp.arange(batch), spec.inference_points)
+  return trajectory[steps.reshape(-1), examples]
 
 
 def sample_stratified_values(rng: Array, shape: tuple[int, ...],
@@ -223,11 +241,18 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
   The network is held fixed while generating (outputs carry no gradient).
   """
   oracle = oracles.get_oracle(spec.oracle)
-  ys, start = [], 0
+  xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
-    part = slice(start, start + size)
-    ys.append(generate_outputs(name, jax.random.fold_in(rng, i), logit_fn,
-                               x[part], y_star[part], spec))
+    # Inference tuples may take several points of each trajectory: then
+    # fewer inputs of the slice are used, each repeated once per point.
+    repeats = spec.inference_points if name == 'inference' else 1
+    sources = slice(start, start + -(-size // repeats))
+    outputs = generate_outputs(name, jax.random.fold_in(rng, i), logit_fn,
+                               x[sources], y_star[sources], spec)
+    ys.append(outputs[:size])
+    xs.append(jnp.repeat(x[sources], repeats, axis=0)[:size])
+    y_stars.append(jnp.repeat(y_star[sources], repeats, axis=0)[:size])
     start += size
   y = jax.lax.stop_gradient(jnp.concatenate(ys, axis=0))
-  return x, y, oracle(y, y_star)
+  y_star = jnp.concatenate(y_stars, axis=0)
+  return jnp.concatenate(xs, axis=0), y, oracle(y, y_star)

@@ -105,7 +105,30 @@ def test_inference_tuples_lie_on_the_trajectory(setup):
     assert min(distances) < 1e-6
 
 
+def test_several_points_per_trajectory_reuse_inputs(setup):
+  logit_fn, x, y_star = setup
+  ascent = inference.AscentSpec(num_steps=4, step_size=100.0)
+  spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent,
+                          inference_points=3)
+  x_out, y, v = tuples.generate_tuples(jax.random.key(2), logit_fn, x, y_star,
+                                       spec)
+  assert y.shape == y_star.shape  # 6 tuples from 2 trajectories
+  np.testing.assert_array_equal(x_out, jnp.repeat(x[:2], 3, axis=0))
+  np.testing.assert_allclose(v, oracles.iou(y, jnp.repeat(y_star[:2], 3, 0)),
+                             rtol=1e-6)
+  _, trajectory = inference.infer(logit_fn, x[:2], jnp.zeros_like(y[:2]),
+                                  ascent, return_trajectory=True)
+  for i in range(6):
+    steps = [t for t in range(1, 5)
+             if float(jnp.abs(trajectory[t, i // 3] - y[i]).max()) < 1e-6]
+    assert steps, f'tuple {i} is not on trajectory {i // 3}'
+  distinct = {tuple(np.asarray(y[i]).ravel()[:50]) for i in range(3)}
+  assert len(distinct) == 3  # distinct steps of one trajectory
+
+
 @pytest.mark.parametrize('kwargs,match', [
+    (dict(inference_points=0), 'inference_points'),
+    (dict(inference_points=2, inference_pick='final'), 'inference_points'),
     (dict(mix=(('magic', 1.0),)), 'unknown tuple generator'),
     (dict(mix=(('inference', -1.0),)), 'weights'),
     (dict(temperature=0.0), 'tau'),
