@@ -11,18 +11,17 @@ of --repeats timed calls, with the machine it ran on.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+import machine
 from dvn_jax import input_pipeline
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -46,19 +45,9 @@ def time_call(fn, *args) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
-def machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo') as f:
-      cpu = next(l.split(':', 1)[1].strip() for l in f if 'model name' in l)
-  except (OSError, StopIteration):
-    pass
-  return f'{cpu}, {os.cpu_count()} cores, {jax.devices()[0].device_kind}'
-
-
 def main(_):
   config = _CONFIG.value
-  print(f'# {machine()}; jax {jax.__version__}; {time.strftime("%Y-%m-%d")}')
+  print(f'# {machine.describe()}')
   data = horses.load_weizmann_horses()['train']
   images = input_pipeline.images_to_float(data.images)
   masks = input_pipeline.masks_to_float(data.masks)

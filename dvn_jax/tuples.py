@@ -17,7 +17,6 @@ proportions (the "mix"), so a train step compiles once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -25,3 +25,21 @@ def test_ablation_script_writes_the_table(tmp_path):
   for name in ('inference+ground_truth', 'inference+stratified',
                'inference+adversarial'):
     assert (tmp_path / 'runs' / name / 'checkpoints').is_dir()
+
+
+def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
+  output = tmp_path / 'tta.md'
+  command = [sys.executable,
+             str(REPO / 'benchmarks' / 'horses_time_to_accuracy.py'),
+             f'--config={REPO / "configs" / "horses.py"}:smoke',
+             f'--workdir={tmp_path / "run"}', '--every=3', f'--output={output}']
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  for _ in range(2):  # the second run finds everything done and resumes
+    result = subprocess.run(command, capture_output=True, text=True,
+                            timeout=600, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+  rows = [line for line in output.read_text().splitlines()
+          if line.startswith('| 3 ') or line.startswith('| 6 ')]
+  assert len(rows) == 2
+  seconds = [float(row.split('|')[2]) for row in rows]
+  assert 0 < seconds[0] < seconds[1]

@@ -1,0 +1,91 @@
+"""Time to accuracy on Weizmann horses: val and test IoU vs steps and time.
+
+  python benchmarks/horses_time_to_accuracy.py --workdir=/tmp/tta \
+      [--config=configs/horses.py] [--every=1000] [--output=tta.md]
+
+Trains the config (resuming in --workdir) in chunks of --every steps up to
+config.num_train_steps; after each chunk it scores the checkpoint on val and
+test with the config's test-time inference and appends a row: step, training
+wall-clock seconds so far (start-up, compilation and checkpointing included,
+scoring excluded), val and test mean/global IoU. The hyperparameters must
+already be fixed (chosen on val); the test column only reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import machine
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from dvn_jax import cli
+from dvn_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', os.path.join(os.path.dirname(__file__), '..', 'configs',
+                           'horses.py'), 'Config to time.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (resumable).')
+_EVERY = flags.DEFINE_integer('every', 1000, 'Steps between measurements.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
+flags.mark_flags_as_required(['workdir'])
+
+HEADER = ('| step | training time (s) | val mean IoU | val global IoU | '
+          'test mean IoU | test global IoU |\n| --- | --- | --- | --- | --- | --- |')
+
+
+def run(base, workdir: str, every: int) -> list[dict[str, float]]:
+  """Trains chunk by chunk; returns one record per measurement."""
+  log_path = os.path.join(workdir, 'time_to_accuracy.jsonl')
+  records = []
+  if os.path.exists(log_path):  # resume the record too
+    with open(log_path) as f:
+      records = [json.loads(line) for line in f]
+  elapsed = records[-1]['seconds'] if records else 0.0
+  done = int(records[-1]['step']) if records else 0
+  for target in range(done + every, base.num_train_steps + every, every):
+    target = min(target, base.num_train_steps)
+    config = base.copy_and_resolve_references()
+    with config.unlocked():
+      config.num_train_steps = target
+      config.eval_every_steps = 10**9   # scoring is done below, untimed
+    start = time.perf_counter()
+    metrics = train.train_and_evaluate(config, workdir)
+    elapsed += time.perf_counter() - start - metrics.get('eval_seconds', 0.0)
+    record = {'step': target, 'seconds': elapsed}
+    for split in ('val', 'test'):
+      scores = train.evaluate_checkpoint(config, workdir, split)
+      record[f'{split}_mean_iou'] = scores['mean_iou']
+      record[f'{split}_global_iou'] = scores['global_iou']
+    records.append(record)
+    with open(log_path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    print(json.dumps(record), flush=True)
+  return records
+
+
+def table(records: list[dict[str, float]]) -> str:
+  rows = [f'| {r["step"]} | {r["seconds"]:.0f} | {r["val_mean_iou"]:.1f} | '
+          f'{r["val_global_iou"]:.1f} | {r["test_mean_iou"]:.1f} | '
+          f'{r["test_global_iou"]:.1f} |' for r in records]
+  return '\n'.join([HEADER] + rows) + '\n'
+
+
+def main(argv):
+  del argv
+  cli.quiet_library_logs()
+  with cli.reporting_errors():
+    records = run(_CONFIG.value, _WORKDIR.value, _EVERY.value)
+  text = table(records)
+  print(text)
+  if _OUTPUT.value:
+    with open(_OUTPUT.value, 'w') as f:
+      f.write(f'{machine.describe()}; training on '
+              f'{_CONFIG.value.data.train_split}.\n\n{text}')
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))
