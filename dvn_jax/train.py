@@ -95,14 +95,12 @@ def ascent_spec_from_config(cfg: ml_collections.ConfigDict
 def tuple_spec_from_config(config: ml_collections.ConfigDict
                            ) -> tuples.TupleSpec:
   t = config.tuples
-  unknown = sorted(set(t.mix) - set(tuples.GENERATORS))
-  if unknown:
-    raise ConfigError(f'unknown tuple generator(s) {unknown} in tuples.mix; '
-                      f'choose from {list(tuples.GENERATORS)}')
-  mix = tuple((name, float(t.mix[name])) for name in tuples.GENERATORS
-              if name in t.mix and t.mix[name] > 0)
-  if not mix:
-    raise ConfigError('tuples.mix gives no generator a positive weight')
+  # Generators with weight 0 are left out; the batch is split in the fixed
+  # order of tuples.GENERATORS (unknown names sort last; TupleSpec rejects
+  # them, and negative or all-zero weights).
+  order = {name: i for i, name in enumerate(tuples.GENERATORS)}
+  mix = tuple(sorted(((name, float(w)) for name, w in t.mix.items() if w != 0),
+                     key=lambda item: order.get(item[0], len(order))))
   return tuples.TupleSpec(
       mix=mix, oracle=config.oracle, loss=config.loss,
       inference_ascent=ascent_spec_from_config(t.inference),

@@ -71,7 +71,7 @@ class TupleSpec:
     if len(set(names)) != len(names):
       raise ConfigError(f'tuple mix names a generator twice: {names}')
     weights = [w for _, w in self.mix]
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
+    if not weights or any(w < 0 for w in weights) or sum(weights) <= 0:
       raise ConfigError(f'tuple mix weights must be >= 0 with a positive sum, '
                         f'got {dict(self.mix)}')
     if self.temperature <= 0:

@@ -116,6 +116,7 @@ def test_predict_fn_shapes_and_single_compile():
     ('tuples.temperature', 0.0, 'tau'),
     ('tuples.inference.num_steps', 0, 'num_steps'),
     ('optimizer.name', 'rmsprop', 'optimizer.name'),
+    ('tuples.mix.inference', -0.5, 'weights'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -127,3 +128,11 @@ def test_invalid_config_values_are_config_errors(field, value, match):
   with pytest.raises(ConfigError, match=match):
     train.check_config(config)
     train.make_optimizer(config.optimizer, 1)
+
+
+def test_a_mix_with_no_positive_weight_is_a_config_error():
+  config = horses_config.get_config('smoke')
+  for name in config.tuples.mix:
+    config.tuples.mix[name] = 0.0
+  with pytest.raises(ConfigError, match='positive sum'):
+    train.check_config(config)
