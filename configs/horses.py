@@ -40,6 +40,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict(dict(
       name='value_net', dropout_rate=0.25))  # keep probability 0.75
+  # A parameter file (`--mode=export` of a trained model, e.g. the FCN of
+  # configs/horses_fcn.py) whose conv tower starts the value net; '' = random.
+  c.init_from = ''
   c.oracle = 'iou'
   c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative
 

@@ -58,16 +58,21 @@ def save_params(params: Any, path: str, dtype: str = 'float32') -> None:
     np.savez_compressed(f, **{k: np.asarray(v, dtype) for k, v in flat.items()})
 
 
-def load_params(path: str, template: Any) -> Any:
-  """Reads a `save_params` file into `template`'s structure, as float32."""
+def read_params(path: str) -> dict[str, np.ndarray]:
+  """The arrays of a `save_params` file, by flat name ('a/b/kernel')."""
   if not os.path.isfile(path):
     raise CheckpointError(f'parameter file not found: {path}')
   try:
     with np.load(path) as data:
-      arrays = {k: data[k] for k in data.files}
+      return {k: data[k] for k in data.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise CheckpointError(f'{path} is not a readable parameter file '
                           f'({type(e).__name__}); export it again') from None
+
+
+def load_params(path: str, template: Any) -> Any:
+  """Reads a `save_params` file into `template`'s structure, as float32."""
+  arrays = read_params(path)
   expected = flax.traverse_util.flatten_dict(template, sep='/')
   missing = sorted(set(expected) - set(arrays))
   extra = sorted(set(arrays) - set(expected))
@@ -80,3 +85,38 @@ def load_params(path: str, template: Any) -> Any:
         'it was trained with')
   return flax.traverse_util.unflatten_dict(
       {k: np.asarray(v, np.float32) for k, v in arrays.items()}, sep='/')
+
+
+def warm_start(params: Any, path: str, prefix: str = 'tower/'
+               ) -> tuple[Any, list[str]]:
+  """Copies the `prefix` layers of a `save_params` file into `params`.
+
+  Used to start the value net from a trained FCN's convolutional tower (the
+  two share `tower/conv*`). A kernel whose input has more channels than the
+  file's (the value net's first conv sees image + mask, the FCN's the image
+  alone) takes the file's weights for the leading channels and keeps its own
+  initialisation for the rest. Returns the new params and the names copied.
+  """
+  source = {k: v for k, v in read_params(path).items() if k.startswith(prefix)}
+  flat = dict(flax.traverse_util.flatten_dict(params, sep='/'))
+  copied = []
+  for name, value in sorted(source.items()):
+    if name not in flat:
+      continue
+    target = np.array(flat[name], np.float32)
+    if value.shape == target.shape:
+      target[...] = value
+    elif (value.ndim == 4 == target.ndim and value.shape[:2] == target.shape[:2]
+          and value.shape[3] == target.shape[3]
+          and value.shape[2] < target.shape[2]):
+      target[:, :, :value.shape[2], :] = value   # conv kernel: extra inputs
+    else:
+      raise CheckpointError(
+          f'{path}: {name} has shape {value.shape}, the model needs '
+          f'{target.shape}; warm-start from a model with the same tower')
+    flat[name] = target
+    copied.append(name)
+  if not copied:
+    raise CheckpointError(f'{path} has no {prefix!r} layers that this model '
+                          'has; warm-start from an FCN or value net export')
+  return flax.traverse_util.unflatten_dict(flat, sep='/'), copied

@@ -72,6 +72,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       (config.eval.batch_size >= 1,
        f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
   ]
+  if config.get('init_from'):
+    checks.append((os.path.isfile(config.init_from),
+                   f'init_from file not found: {config.init_from} (export '
+                   'one with --mode=export --params=FILE)'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
   for ok, message in checks:
@@ -150,6 +154,15 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation,
                               config.crop_size, NUM_CLASSES)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params))
+
+
+def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
+                     path: str) -> TrainState:
+  """`state` with its conv tower taken from a parameter file (e.g. an FCN)."""
+  params, copied = checkpoints.warm_start(state.params, path)
+  logging.info('Warm start from %s: %s', path, ', '.join(copied))
+  params = jax.tree.map(jnp.asarray, params)
+  return state.replace(params=params, opt_state=tx.init(params))
 
 
 # ---------------------------------------------------------- train steps ----
@@ -341,6 +354,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     state = restored
     logging.info('Resumed from the checkpoint at step %d in %s',
                  int(state.step), manager.directory)
+  elif config.init_from:
+    state = warm_start_state(state, tx, config.init_from)
   is_main = jax.process_index() == 0
   if is_main:
     write_config(config, workdir)

@@ -131,3 +131,12 @@ def test_fcn_baseline_config_trains_and_evaluates(tmp_path):
   evaluated = run_main(config, f'--workdir={tmp_path}', '--mode=evaluate')
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
   assert 'test: mean IoU' in evaluated.stdout
+
+  fcn_params = tmp_path / 'fcn.npz'
+  exported = run_main(config, f'--workdir={tmp_path}', '--mode=export',
+                      f'--params={fcn_params}')
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  warm = run_main(SMOKE, f'--workdir={tmp_path / "dvn"}',
+                  f'--config.init_from={fcn_params}')
+  assert warm.returncode == 0, warm.stderr[-2000:]
+  assert 'Warm start from' in warm.stderr + warm.stdout

@@ -1,0 +1,71 @@
+"""Parameter files: round trip, strict loading, warm start from an FCN."""
+
+import jax
+import numpy as np
+import pytest
+
+from dvn_jax import checkpoints
+from dvn_jax import models
+from dvn_jax.errors import CheckpointError
+
+CROP = 8
+
+
+def _params(name: str, seed: int) -> dict:
+  return models.init_params(models.create_model(name), jax.random.key(seed),
+                            CROP)
+
+
+def test_warm_start_copies_the_fcn_tower_and_keeps_the_rest(tmp_path):
+  fcn = _params('fcn', 1)
+  path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(fcn, path)
+  value_net = _params('value_net', 2)
+
+  started, copied = checkpoints.warm_start(value_net, path)
+
+  assert copied == [f'tower/conv{i}/{p}' for i in range(3)
+                    for p in ('bias', 'kernel')]
+  kernel = started['tower']['conv0']['kernel']      # (5, 5, 3 + 1, 64)
+  np.testing.assert_array_equal(kernel[:, :, :3], fcn['tower']['conv0']['kernel'])
+  np.testing.assert_array_equal(kernel[:, :, 3:],
+                                value_net['tower']['conv0']['kernel'][:, :, 3:])
+  np.testing.assert_array_equal(started['tower']['conv2']['kernel'],
+                                fcn['tower']['conv2']['kernel'])
+  np.testing.assert_array_equal(started['fc0']['kernel'],
+                                value_net['fc0']['kernel'])
+
+
+def test_warm_start_from_a_different_tower_is_a_clear_error(tmp_path):
+  other = models.init_params(models.FCN(conv_features=(32, 128, 128)),
+                             jax.random.key(0), CROP)
+  path = str(tmp_path / 'narrow.npz')
+  checkpoints.save_params(other, path)
+  with pytest.raises(CheckpointError, match='tower/conv0/bias has shape'):
+    checkpoints.warm_start(_params('value_net', 0), path)
+
+
+def test_warm_start_needs_tower_layers(tmp_path):
+  path = str(tmp_path / 'empty.npz')
+  np.savez(path, other=np.zeros(3))
+  with pytest.raises(CheckpointError, match='no .tower/. layers'):
+    checkpoints.warm_start(_params('value_net', 0), path)
+
+
+def test_load_params_round_trip_and_mismatch(tmp_path):
+  params = _params('value_net', 3)
+  path = str(tmp_path / 'p.npz')
+  checkpoints.save_params(params, path)
+  loaded = checkpoints.load_params(path, params)
+  jax.tree.map(np.testing.assert_array_equal, loaded, params)
+  with pytest.raises(CheckpointError, match='does not fit'):
+    checkpoints.load_params(path, _params('fcn', 0))
+
+
+def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
+  path = tmp_path / 'bad.npz'
+  path.write_bytes(b'not a zip')
+  with pytest.raises(CheckpointError, match='not a readable parameter file'):
+    checkpoints.read_params(str(path))
+  with pytest.raises(CheckpointError, match='not found'):
+    checkpoints.read_params(str(tmp_path / 'missing.npz'))
