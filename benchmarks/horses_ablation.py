@@ -110,9 +110,12 @@ def run(base, root: str, num_test_images: int = 0) -> str:
                  f'{result["global_iou"]:.1f} |')
     print(f'{name}: {result} ({time.perf_counter() - start:.0f} s)')
   config = variant_config(base, TUPLE_VARIANTS['inference+adversarial'][0])
+  scores = {}   # one inference per (combine, crops) serves both mask kinds
   for (combine, crops, binary), paper_iou in CROP_VARIANTS.items():
-    result = score(config, params['inference+adversarial'], test, combine,
-                   crops)['binary' if binary else 'non-binary']
+    if (combine, crops) not in scores:
+      scores[combine, crops] = score(config, params['inference+adversarial'],
+                                     test, combine, crops)
+    result = scores[combine, crops]['binary' if binary else 'non-binary']
     label = (f'DVN + {"joint inference" if combine == "joint" else "mask averaging"}'
              f'{"" if binary else " non-binary"} ({crops} crops)')
     lines.append(f'| {label} | {paper(paper_iou)} | {result["mean_iou"]:.1f} | '

@@ -61,13 +61,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
       inference=ascent(num_steps=20, step_size=50.0),
       inference_pick='random',
-      inference_points=1,   # tuples per inference trajectory
+      # Tuples per inference trajectory: 4 makes steps 2.2x faster; on val,
+      # 8000 steps (34 min) reach 75.7 mean IoU (docs/horses.md).
+      inference_points=4,
       temperature=0.05,
       adversarial=ascent(num_steps=1, step_size=50.0),
       adversarial_start='ground_truth'))
 
+  # Mask averaging scored above joint inference on val (74.4 vs 73.9).
   c.eval = ml_collections.ConfigDict(dict(
-      num_crops=36, combine='joint', inference=ascent(30, 50.0),
+      num_crops=36, combine='average', inference=ascent(30, 50.0),
       threshold=0.5, batch_size=1))  # images a batch: 36 crops suit a CPU
 
   c.log_every_steps = 100
@@ -79,6 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.batch_size = 4
     c.num_train_steps = 6
     c.tuples.inference.num_steps = 2
+    c.tuples.inference_points = 1
     c.eval.num_crops = 4
     c.eval.inference.num_steps = 2
     c.eval.batch_size = 40

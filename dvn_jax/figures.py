@@ -1,13 +1,15 @@
-"""The paper's horse figures as PNG, from trained workdirs.
+"""The paper's horse figures as PNG, from trained workdirs or parameter files.
 
   python -m dvn_jax.figures --config=configs/horses.py --workdir=/tmp/horses \
       [--fcn_config=configs/horses_fcn.py --fcn_workdir=/tmp/fcn] \
       --output_dir=docs/figures
 
+(or --params=FILE.npz / --fcn_params=FILE.npz instead of the workdirs)
+
 writes
 - `inference_trajectory.png` (paper Fig. 1): test images, the mask after 0,
   5, 10 and 30 steps of inference, and the ground truth;
-- `qualitative.png` (Fig. 3): input, FCN (when --fcn_workdir is given), DVN,
+- `qualitative.png` (Fig. 3): input, FCN (when an FCN is given), DVN,
   ground truth for test images;
 - `shape_prior.png` (Fig. 5): (a) the mean training mask, (b) inference on the
   mean training image, (c, d) on the mean image plus Gaussian noise of
@@ -28,18 +30,23 @@ from PIL import ImageDraw
 from dvn_jax import cli
 from dvn_jax import train
 from dvn_jax.datasets import horses
+from dvn_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'DVN config.',
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Trained DVN workdir.')
+_PARAMS = flags.DEFINE_string('params', None,
+                              'Or a DVN parameter file (.npz) instead.')
 _FCN_CONFIG = config_flags.DEFINE_config_file('fcn_config', None,
                                               'FCN config (optional).')
 _FCN_WORKDIR = flags.DEFINE_string('fcn_workdir', None,
                                    'Trained FCN workdir (optional).')
+_FCN_PARAMS = flags.DEFINE_string('fcn_params', None,
+                                  'Or an FCN parameter file (optional).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'docs/figures',
                                   'Where the PNG files go.')
 _NUM_IMAGES = flags.DEFINE_integer('num_images', 6, 'Test images per figure.')
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 SCALE = 4          # each 32x32 cell drawn at 128x128
 LABEL_HEIGHT = 16
@@ -72,9 +79,9 @@ def grid(rows: list[list[np.ndarray]], header: list[str]) -> Image.Image:
   return canvas
 
 
-def load_model(config, workdir: str):
+def load_model(config, workdir: str | None, params_path: str | None = None):
   model = train.create_model(config)
-  return model, train.load_trained_params(model, config, workdir)
+  return model, train.load_trained_params(model, config, workdir, params_path)
 
 
 def trajectory_figure(config, params, model, split) -> Image.Image:
@@ -133,11 +140,14 @@ def main(argv):
     subset = horses.SegmentationSplit(
         test.images[:_NUM_IMAGES.value], test.masks[:_NUM_IMAGES.value],
         test.names[:_NUM_IMAGES.value])
-    model, params = load_model(config, _WORKDIR.value)
+    model, params = load_model(config, _WORKDIR.value, _PARAMS.value)
     fcn = None
-    if _FCN_WORKDIR.value:
+    if _FCN_WORKDIR.value or _FCN_PARAMS.value:
       fcn_config = _FCN_CONFIG.value
-      fcn = (fcn_config, *load_model(fcn_config, _FCN_WORKDIR.value))
+      if fcn_config is None:
+        raise ConfigError('--fcn_workdir/--fcn_params need --fcn_config')
+      fcn = (fcn_config, *load_model(fcn_config, _FCN_WORKDIR.value,
+                                     _FCN_PARAMS.value))
     out = pathlib.Path(_OUTPUT_DIR.value)
     out.mkdir(parents=True, exist_ok=True)
     figures = {

@@ -74,8 +74,8 @@ def test_train_resume_and_evaluate(tmp_path):
                                   module='dvn_jax.predict'))
   assert 'image not found' in line
 
-  # The paper's figures from the trained workdir (FCN column left out).
-  figures = run_main(SMOKE, f'--workdir={workdir}', '--num_images=2',
+  # The paper's figures from the exported file (FCN column left out).
+  figures = run_main(SMOKE, f'--params={params_file}', '--num_images=2',
                      f'--output_dir={tmp_path / "figures"}',
                      module='dvn_jax.figures')
   assert figures.returncode == 0, figures.stderr[-2000:]
