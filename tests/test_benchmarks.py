@@ -20,7 +20,7 @@ def test_ablation_script_writes_the_table(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   table = output.read_text()
   assert table.count('\n|') == 2 + 3 + 8   # header, 3 tuple mixes, 8 crop rows
-  assert '| inference + adversarial (joint, 4 crops) | 81.6 |' in table
+  assert '| inference + adversarial (average, 4 crops) | 81.6 |' in table
   assert 'mask averaging non-binary (25 crops) | 69.6 |' in table
   for name in ('inference+ground_truth', 'inference+stratified',
                'inference+adversarial'):
