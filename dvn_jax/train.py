@@ -72,7 +72,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       (config.eval.batch_size >= 1,
        f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
   ]
-  if config.get('init_from'):
+  if config.init_from:
     checks.append((os.path.isfile(config.init_from),
                    f'init_from file not found: {config.init_from} (export '
                    'one with --mode=export --params=FILE)'))

@@ -79,6 +79,10 @@ def test_train_resume_and_evaluate(tmp_path):
                      f'--output_dir={tmp_path / "figures"}',
                      module='dvn_jax.figures')
   assert figures.returncode == 0, figures.stderr[-2000:]
+  line = _one_line_error(run_main(SMOKE, f'--params={params_file}',
+                                  f'--fcn_params={params_file}',
+                                  module='dvn_jax.figures'))
+  assert 'need --fcn_config' in line
   for name in ('inference_trajectory', 'qualitative', 'shape_prior'):
     width, height = Image.open(tmp_path / 'figures' / f'{name}.png').size
     assert width >= 3 * 128 and height > 2 * 128  # >= 3 columns, 2 rows

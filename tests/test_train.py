@@ -117,6 +117,7 @@ def test_predict_fn_shapes_and_single_compile():
     ('tuples.inference.num_steps', 0, 'num_steps'),
     ('optimizer.name', 'rmsprop', 'optimizer.name'),
     ('tuples.mix.inference', -0.5, 'weights'),
+    ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
