@@ -3,11 +3,15 @@
 clu's `metric_writers` and `periodic_actions` import TensorFlow at import
 time (clu 0.0.12), and TensorFlow is ~1.4 GB we do not otherwise need. This
 module keeps clu's `MetricWriter` shape (write_scalars / write_images /
-flush / close) on tensorboardX (TensorBoard event files) plus absl logging.
+flush / close) on tensorboardX (TensorBoard event files) plus absl logging,
+and appends every scalar record to `<logdir>/metrics.jsonl` (one JSON object
+per line: step, wall_time, the scalars) for scripts such as sweeps.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping
 
@@ -16,7 +20,7 @@ from absl import logging
 
 
 class MetricWriter:
-  """Writes scalars (and images) to TensorBoard and the log.
+  """Writes scalars (and images) to TensorBoard, metrics.jsonl and the log.
 
   Only an enabled writer (process 0) writes TensorBoard files; every writer
   logs.
@@ -24,9 +28,11 @@ class MetricWriter:
 
   def __init__(self, logdir: str, enabled: bool = True):
     self._summary = None
+    self._jsonl_path = None
     if enabled:
       import tensorboardX  # pylint: disable=g-import-not-at-top
       self._summary = tensorboardX.SummaryWriter(logdir=logdir)
+      self._jsonl_path = os.path.join(logdir, 'metrics.jsonl')
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     logging.info('[%d] %s', step, ', '.join(
@@ -34,6 +40,11 @@ class MetricWriter:
     if self._summary is not None:
       for key, value in scalars.items():
         self._summary.add_scalar(key, float(value), step)
+    if self._jsonl_path is not None:
+      record = {'step': int(step), 'wall_time': time.time()}
+      record.update({k: float(v) for k, v in scalars.items()})
+      with open(self._jsonl_path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """images: name -> (N, H, W, C) float in [0, 1] or uint8."""

@@ -1,0 +1,268 @@
+"""Side-by-side val sweep, selection on val, fine-tune on train+val, test once.
+
+  python benchmarks/horses_sweep.py --root=/tmp/sweep \
+      [--config=configs/horses.py] [--sweep=configs/horses_sweep.py] \
+      [--steps=200000] [--eval_every=2000] [--deadline_s=600] \
+      [--finetune_fraction=0.25] [--set=eval.batch_size=40] [--output=sweep.md]
+
+Phase 1 trains every variant of the sweep file at once (one process each,
+`python -m dvn_jax.main`, logs in <root>/<variant>.log) on the train split,
+scoring val every --eval_every steps and keeping every such checkpoint. At
+--deadline_s seconds the runs still going are interrupted (each saves a
+checkpoint). Phase 2 takes the (variant, step) with the best val mean IoU,
+fine-tunes that checkpoint on train+val for --finetune_fraction × step more
+steps (the paper: "fine-tune on the combination of training and validation
+sets"), scores test once and exports the parameters to <root>/final.npz.
+Test is never looked at before the choice is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_ROOT = flags.DEFINE_string('root', None, 'Folder for all runs of the sweep.')
+_CONFIG = flags.DEFINE_string('config', os.path.join(REPO, 'configs',
+                                                     'horses.py'),
+                              'Base config file.')
+_SWEEP = flags.DEFINE_string(
+    'sweep', os.path.join(REPO, 'configs', 'horses_sweep.py'),
+    'Sweep file (path[:arg]) whose get_sweep(arg) names the variants.')
+_STEPS = flags.DEFINE_integer('steps', None, 'Training steps of each variant '
+                              '(default: the config\'s num_train_steps).')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 2000,
+                                   'Steps between val scores (and kept '
+                                   'checkpoints).')
+_DEADLINE = flags.DEFINE_float('deadline_s', 0.0, 'Phase 1 wall-clock limit '
+                               'in seconds (0: none).')
+_FINETUNE = flags.DEFINE_float('finetune_fraction', 0.25,
+                               'Fine-tuning steps on train+val, as a fraction '
+                               'of the chosen step.')
+_FINETUNE_DEADLINE = flags.DEFINE_float(
+    'finetune_deadline_s', 0.0, 'Phase 2 wall-clock limit in seconds (0: '
+    'none); an interrupted fine-tune is scored where it stopped.')
+_SET = flags.DEFINE_multi_string('set', [], 'field=value override for every '
+                                 'run (e.g. eval.batch_size=40).')
+_ONLY = flags.DEFINE_list('only', [], 'Variants to run (default: all).')
+_OUTPUT = flags.DEFINE_string('output', None, 'Markdown report to write.')
+flags.mark_flags_as_required(['root'])
+
+
+@dataclasses.dataclass
+class RunResult:
+  """What one variant's phase-1 run left behind."""
+  name: str
+  overrides: dict[str, object]
+  evals: list[dict[str, float]]   # {'step', 'seconds', 'mean_iou', ...}
+  steps_done: int
+  steps_per_sec: float
+
+
+def load_sweep(spec: str) -> dict[str, dict[str, object]]:
+  path, _, arg = spec.partition(':')
+  module_spec = importlib.util.spec_from_file_location('sweep', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_sweep(arg or None)
+
+
+def config_args(overrides: dict[str, object]) -> list[str]:
+  return [f'--config.{k}={v}' for k, v in overrides.items()]
+
+
+def main_command(workdir: str, overrides: dict[str, object],
+                 *extra: str) -> list[str]:
+  return [sys.executable, '-m', 'dvn_jax.main', f'--config={_CONFIG.value}',
+          f'--workdir={workdir}', *config_args(overrides), *extra]
+
+
+def launch(command: list[str], log_path: str) -> subprocess.Popen:
+  log = open(log_path, 'w')  # the child keeps its own descriptor
+  try:
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=REPO)
+  finally:
+    log.close()
+
+
+def wait_all(processes: dict[str, subprocess.Popen], deadline: float | None
+             ) -> None:
+  """Waits; past the deadline interrupts the rest (they save a checkpoint)."""
+  while any(p.poll() is None for p in processes.values()):
+    if deadline is not None and time.time() > deadline:
+      for name, p in processes.items():
+        if p.poll() is None:
+          print(f'deadline: interrupting {name}', flush=True)
+          p.send_signal(signal.SIGINT)
+      for p in processes.values():
+        try:
+          p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+          p.kill()
+      return
+    time.sleep(2)
+
+
+def read_metrics(workdir: str) -> list[dict[str, float]]:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def checkpoint_steps(workdir: str) -> set[int]:
+  folder = os.path.join(workdir, 'checkpoints')
+  if not os.path.isdir(folder):
+    return set()
+  return {int(n) for n in os.listdir(folder) if n.isdigit()}
+
+
+def summarise(name: str, overrides: dict[str, object], workdir: str,
+              started: float, split: str = 'val') -> RunResult:
+  records = read_metrics(workdir)
+  evals = [{'step': r['step'], 'seconds': r['wall_time'] - started,
+            'mean_iou': r[f'{split}/mean_iou'],
+            'global_iou': r[f'{split}/global_iou']}
+           for r in records if f'{split}/mean_iou' in r]
+  speeds = sorted(r['train/steps_per_sec'] for r in records
+                  if 'train/steps_per_sec' in r)
+  steps = max(checkpoint_steps(workdir) | {0})
+  return RunResult(name, overrides, evals, steps,
+                   speeds[len(speeds) // 2] if speeds else float('nan'))
+
+
+def choose(results: list[RunResult], root: str) -> tuple[RunResult, dict]:
+  """The (variant, eval) with the best val mean IoU whose checkpoint exists."""
+  candidates = [(r, e) for r in results for e in r.evals
+                if e['step'] in checkpoint_steps(os.path.join(root, r.name))]
+  if not candidates:
+    raise SystemExit('error: no variant left a scored checkpoint; see the logs '
+                     f'in {root}')
+  return max(candidates, key=lambda c: (c[1]['mean_iou'], -c[1]['step']))
+
+
+def finetune(root: str, best: RunResult, step: int, fraction: float,
+             common: dict[str, object], deadline_s: float) -> dict[str, float]:
+  """Phase 2: fine-tune on train+val, score test, export; returns numbers."""
+  workdir = os.path.join(root, 'final')
+  shutil.rmtree(workdir, ignore_errors=True)
+  shutil.copytree(os.path.join(root, best.name, 'checkpoints', str(step)),
+                  os.path.join(workdir, 'checkpoints', str(step)))
+  total = step + max(1, round(fraction * step))
+  overrides = {**common, **best.overrides, 'data.train_split': 'trainval',
+               'num_train_steps': total, 'eval_every_steps': 10**9}
+  start = time.time()
+  process = launch(main_command(workdir, overrides),
+                   os.path.join(root, 'final.log'))
+  wait_all({'fine-tuning': process},
+           start + deadline_s if deadline_s > 0 else None)
+  seconds = time.time() - start
+  done = max(checkpoint_steps(workdir))
+  if process.returncode and done == step:
+    raise SystemExit(f'error: fine-tuning failed; see {root}/final.log')
+  params = os.path.join(root, 'final.npz')
+  for extra in (['--mode=evaluate', '--split=test'],
+                ['--mode=export', f'--params={params}']):
+    run = subprocess.run(main_command(workdir, overrides, *extra),
+                         capture_output=True, text=True, cwd=REPO)
+    if run.returncode:
+      raise SystemExit(f'error: {" ".join(extra)} failed: {run.stderr[-500:]}')
+  with open(os.path.join(workdir, 'eval_test.json')) as f:
+    test = json.load(f)
+  return {'finetune_steps': done - step, 'finetune_seconds': seconds,
+          'test_mean_iou': test['mean_iou'],
+          'test_global_iou': test['global_iou']}
+
+
+def report(results: list[RunResult], best: RunResult, best_eval: dict,
+           final: dict[str, float], machine_line: str) -> str:
+  lines = [f'{machine_line}; {len(results)} runs side by side.', '',
+           '| variant | overrides | steps | steps/s | best val mean / global '
+           'IoU (step) | val mean IoU by step (seconds since start) |',
+           '| --- | --- | --- | --- | --- | --- |']
+  for r in results:
+    top = max(r.evals, key=lambda e: e['mean_iou'], default=None)
+    best_text = (f'{top["mean_iou"]:.1f} / {top["global_iou"]:.1f} '
+                 f'({top["step"]})' if top else '-')
+    curve = ', '.join(f'{e["step"]} ({e["seconds"]:.0f} s): {e["mean_iou"]:.1f}'
+                      for e in r.evals)
+    overrides = ', '.join(f'{k}={v}' for k, v in r.overrides.items()) or '-'
+    lines.append(f'| {r.name} | {overrides} | {r.steps_done} | '
+                 f'{r.steps_per_sec:.1f} | {best_text} | {curve} |')
+  lines += ['', f'Chosen on val: **{best.name}** at step {best_eval["step"]} '
+            f'(val {best_eval["mean_iou"]:.1f} / {best_eval["global_iou"]:.1f}); '
+            f'fine-tuned on train+val for {final["finetune_steps"]} steps '
+            f'({final["finetune_seconds"]:.0f} s, start-up included): '
+            f'**test mean IoU {final["test_mean_iou"]:.2f}, global IoU '
+            f'{final["test_global_iou"]:.2f}**.', '']
+  return '\n'.join(lines)
+
+
+def parse_sets(items: list[str]) -> dict[str, object]:
+  pairs = [item.split('=', 1) for item in items]
+  bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
+  if bad:
+    raise SystemExit(f'error: --set needs field=value, got {bad[0]!r}')
+  return dict(pairs)
+
+
+def main(argv):
+  del argv
+  os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
+  root = os.path.abspath(_ROOT.value)
+  os.makedirs(root, exist_ok=True)
+  sweep = load_sweep(_SWEEP.value)
+  unknown = sorted(set(_ONLY.value) - set(sweep))
+  if unknown:
+    raise SystemExit(f'error: --only names unknown variants {unknown}; the '
+                     f'sweep has {sorted(sweep)}')
+  if _ONLY.value:
+    sweep = {k: v for k, v in sweep.items() if k in _ONLY.value}
+  common = parse_sets(_SET.value)
+  phase1 = {'data.train_split': 'train', 'data.eval_split': 'val',
+            'eval_every_steps': _EVAL_EVERY.value,
+            'checkpoint_every_steps': _EVAL_EVERY.value,
+            'max_checkpoints_to_keep': 10**6}
+  if _STEPS.value:
+    phase1['num_train_steps'] = _STEPS.value
+  started = time.time()
+  processes = {}
+  for name, overrides in sweep.items():
+    workdir = os.path.join(root, name)
+    processes[name] = launch(
+        main_command(workdir, {**common, **overrides, **phase1}),
+        os.path.join(root, f'{name}.log'))
+  deadline = started + _DEADLINE.value if _DEADLINE.value > 0 else None
+  wait_all(processes, deadline)
+  results = [summarise(name, overrides, os.path.join(root, name), started)
+             for name, overrides in sweep.items()]
+  with open(os.path.join(root, 'phase1.json'), 'w') as f:
+    json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
+  best, best_eval = choose(results, root)
+  print(f'chosen on val: {best.name} at step {best_eval["step"]} '
+        f'(val mean IoU {best_eval["mean_iou"]:.2f})', flush=True)
+  final = finetune(root, best, int(best_eval['step']), _FINETUNE.value, common,
+                   _FINETUNE_DEADLINE.value)
+  import machine  # pylint: disable=g-import-not-at-top  (imports jax)
+  text = report(results, best, best_eval, final, machine.describe())
+  print(text)
+  if _OUTPUT.value:
+    with open(_OUTPUT.value, 'w') as f:
+      f.write(text)
+
+
+if __name__ == '__main__':
+  app.run(main)

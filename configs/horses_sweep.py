@@ -1,0 +1,37 @@
+"""A val sweep of the horse value net, for benchmarks/horses_sweep.py.
+
+Each variant is a set of config overrides on configs/horses.py; the script
+trains them side by side on train, scores val as they go, picks the best
+(variant, step) on val, fine-tunes that checkpoint on train+val and scores
+test once (the paper's protocol, Sec. 5.2).
+
+  python benchmarks/horses_sweep.py --sweep=configs/horses_sweep.py \
+      --root=/tmp/sweep --deadline_s=600
+
+`--sweep=configs/horses_sweep.py:smoke` is a seconds-long sweep for tests.
+"""
+
+from __future__ import annotations
+
+Overrides = dict[str, object]
+
+
+def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
+  """Variant name -> config overrides (dotted field -> value)."""
+  if arg == 'smoke':
+    return {'base': {}, 'pts1': {'tuples.inference_points': 1}}
+  if arg:
+    raise ValueError(f"unknown sweep argument {arg!r}; use 'smoke' or none")
+  pts1 = {'tuples.inference_points': 1}   # a trajectory per inference tuple
+  return {
+      'base': {},
+      'pts1': pts1,
+      'pts1_b64': {**pts1, 'batch_size': 64},
+      'pts1_wd': {**pts1, 'optimizer.weight_decay': 1e-3},
+      'pts1_strat': {**pts1, 'tuples.mix.adversarial': 0.25,
+                     'tuples.mix.stratified': 0.25},
+      'pts1_t30': {**pts1, 'tuples.inference.num_steps': 30},
+      'pts1_lr1e3': {**pts1, 'optimizer.learning_rate': 1e-3},
+      'pts1_b64_wd': {**pts1, 'batch_size': 64,
+                      'optimizer.weight_decay': 1e-3},
+  }
