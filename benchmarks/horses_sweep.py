@@ -9,11 +9,13 @@ Phase 1 trains every variant of the sweep file at once (one process each,
 `python -m dvn_jax.main`, logs in <root>/<variant>.log) on the train split,
 scoring val every --eval_every steps and keeping every such checkpoint. At
 --deadline_s seconds the runs still going are interrupted (each saves a
-checkpoint). Phase 2 takes the (variant, step) with the best val mean IoU,
-fine-tunes that checkpoint on train+val for --finetune_fraction × step more
-steps (the paper: "fine-tune on the combination of training and validation
-sets"), scores test once and exports the parameters to <root>/final.npz.
-Test is never looked at before the choice is made.
+checkpoint); run again with the same --root, and the sweep resumes every
+variant from its latest checkpoint. Phase 2 takes the (variant, step) with
+the best val mean IoU, fine-tunes that checkpoint on train+val for
+--finetune_fraction × step more steps (the paper: "fine-tune on the
+combination of training and validation sets"), scores test once and exports
+the parameters to <root>/final.npz. Test is never looked at before the
+choice is made.
 """
 
 from __future__ import annotations
@@ -187,6 +189,12 @@ def finetune(root: str, best: RunResult, step: int, fraction: float,
           'test_global_iou': test['global_iou']}
 
 
+def when(seconds: float) -> str:
+  """Seconds since the sweep started; scores from an earlier, resumed sweep
+  in the same --root are marked as such."""
+  return f'{seconds:.0f} s' if seconds >= 0 else 'earlier sweep'
+
+
 def report(results: list[RunResult], best: RunResult, best_eval: dict,
            final: dict[str, float], machine_line: str) -> str:
   lines = [f'{machine_line}; {len(results)} runs side by side.', '',
@@ -197,7 +205,7 @@ def report(results: list[RunResult], best: RunResult, best_eval: dict,
     top = max(r.evals, key=lambda e: e['mean_iou'], default=None)
     best_text = (f'{top["mean_iou"]:.1f} / {top["global_iou"]:.1f} '
                  f'({top["step"]})' if top else '-')
-    curve = ', '.join(f'{e["step"]} ({e["seconds"]:.0f} s): {e["mean_iou"]:.1f}'
+    curve = ', '.join(f'{e["step"]} ({when(e["seconds"])}): {e["mean_iou"]:.1f}'
                       for e in r.evals)
     overrides = ', '.join(f'{k}={v}' for k, v in r.overrides.items()) or '-'
     lines.append(f'| {r.name} | {overrides} | {r.steps_done} | '

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The horse val sweep on one GPU machine (used through the `device` tool;
 # any single-GPU Linux box with JAX + CUDA works the same):
-#   bash launch/gpu_horses_sweep.sh OUT_DIR [PHASE1_SECONDS] [PHASE2_SECONDS]
+#   bash launch/gpu_horses_sweep.sh OUT_DIR [PHASE1_S] [PHASE2_S] [SWEEP FLAGS...]
 # Installs the wheels in .whl (packages the machine lacks) when present,
 # runs benchmarks/horses_sweep.py with every variant side by side and copies
 # the report, logs, metrics and the final parameters to OUT_DIR.
@@ -9,7 +9,7 @@ set -u
 out=${1:?usage: gpu_horses_sweep.sh OUT_DIR [PHASE1_S] [PHASE2_S]}
 phase1=${2:-300}
 phase2=${3:-100}
-root=/tmp/horses_sweep
+root=${SWEEP_ROOT:-/tmp/horses_sweep}  # an existing root resumes its runs
 mkdir -p "$out"
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
@@ -21,7 +21,7 @@ nvidia-smi -L 2>/dev/null
 python3 -c 'import jax, flax, optax, orbax.checkpoint as o; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())'
 python3 benchmarks/horses_sweep.py --root=$root --steps=1000000 \
   --eval_every=2000 --deadline_s="$phase1" --finetune_deadline_s="$phase2" \
-  --set=eval.batch_size=40 --output="$out/sweep.md" 2>&1 | tee "$out/sweep.log"
+  --set=eval.batch_size=40 --output="$out/sweep.md" "${@:4}" 2>&1 | tee "$out/sweep.log"
 status=${PIPESTATUS[0]}
 if [ "$status" != 0 ]; then tail -25 $root/base.log; fi
 tail -4 $root/final.log 2>/dev/null

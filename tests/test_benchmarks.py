@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -43,3 +44,30 @@ def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
   assert len(rows) == 2
   seconds = [float(row.split('|')[2]) for row in rows]
   assert 0 < seconds[0] < seconds[1]
+
+
+def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
+  root, output = tmp_path / 'sweep', tmp_path / 'sweep.md'
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'benchmarks' / 'horses_sweep.py'),
+       f'--config={REPO / "configs" / "horses.py"}:smoke',
+       f'--sweep={REPO / "configs" / "horses_sweep.py"}:smoke',
+       f'--root={root}', '--eval_every=3', '--finetune_fraction=0.5',
+       f'--output={output}'],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-2000:]
+  table = output.read_text()
+  assert table.count('\n| base |') == 1 and table.count('\n| pts1 |') == 1
+  assert 'Chosen on val: **' in table and 'test mean IoU' in table
+  # Every variant kept its checkpoints at the scored steps; the final run
+  # started from the chosen one and trained half as many steps again.
+  for name in ('base', 'pts1'):
+    assert sorted(os.listdir(root / name / 'checkpoints')) == ['3', '6']
+  chosen = int(re.search(r'chosen on val: \w+ at step (\d+)',
+                         result.stdout).group(1))
+  final_steps = [int(s) for s in os.listdir(root / 'final' / 'checkpoints')]
+  assert max(final_steps) == chosen + round(0.5 * chosen)
+  assert 'on trainval' in (root / 'final.log').read_text()
+  assert (root / 'final.npz').stat().st_size > 0
+  assert (root / 'final' / 'eval_test.json').exists()
