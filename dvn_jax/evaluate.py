@@ -68,3 +68,41 @@ def evaluate_segmentation(predict_fn: Callable[[np.ndarray], np.ndarray],
   """Mean and global IoU of thresholded soft masks predicted for a split."""
   soft = predict_in_batches(predict_fn, images, batch_size)
   return segmentation_metrics(soft[..., 0] >= threshold, masks)
+
+
+def per_example_f1(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+  """F1 of binary label vectors (N, L) -> (N,).
+
+  An example with no true and no predicted labels scores 1 (a perfect
+  "nothing"), as the oracle does (oracles.py); Bibtex and Bookmarks have at
+  least one label per example, so there it never arises.
+  """
+  pred = pred.astype(bool)
+  truth = truth.astype(bool)
+  tp = (pred & truth).sum(axis=1)
+  total = pred.sum(axis=1) + truth.sum(axis=1)
+  return np.where(total == 0, 1.0, 2.0 * tp / np.maximum(total, 1))
+
+
+def multilabel_metrics(pred: np.ndarray, truth: np.ndarray
+                       ) -> dict[str, float]:
+  """Example-averaged F1 (the paper's Table 1 metric), precision, recall, %."""
+  pred = pred.astype(bool)
+  truth = truth.astype(bool)
+  tp = (pred & truth).sum(axis=1)
+  precision = np.where(pred.sum(1) == 0, truth.sum(1) == 0,
+                       tp / np.maximum(pred.sum(1), 1))
+  recall = np.where(truth.sum(1) == 0, pred.sum(1) == 0,
+                    tp / np.maximum(truth.sum(1), 1))
+  return {'f1': 100.0 * float(per_example_f1(pred, truth).mean()),
+          'precision': 100.0 * float(precision.mean()),
+          'recall': 100.0 * float(recall.mean())}
+
+
+def evaluate_multilabel(predict_fn: Callable[[np.ndarray], np.ndarray],
+                        features: np.ndarray, labels: np.ndarray,
+                        batch_size: int, threshold: float = 0.5
+                        ) -> dict[str, float]:
+  """Example-averaged F1 of thresholded label scores predicted for a split."""
+  scores = predict_in_batches(predict_fn, features, batch_size)
+  return multilabel_metrics(scores >= threshold, labels)

@@ -58,8 +58,7 @@ def main(argv):
       print(f'wrote {_PARAMS.value}')
       return
   if metrics:
-    print(f'{split}: mean IoU {metrics["mean_iou"]:.2f}, '
-          f'global IoU {metrics["global_iou"]:.2f}')
+    print(f'{split}: {train.format_metrics(metrics)}')
 
 
 if __name__ == '__main__':

@@ -93,17 +93,95 @@ class FCN(nn.Module):
                             method='bilinear')
 
 
+class FeatureNet(nn.Module):
+  """Softplus layers on the input features (SPEN's feature network)."""
+
+  sizes: Sequence[int] = (150,)
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool = False) -> Array:
+    h = x
+    for i, size in enumerate(self.sizes):
+      h = nn.softplus(nn.Dense(size, name=f'dense{i}')(h))
+      h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return h
+
+
+class MultiLabelValueNet(nn.Module):
+  """SPEN-style value network for multi-label outputs (paper Sec. 5.1).
+
+  logit(x, y) = sum_i y_i b_i(x)  +  softplus(y W1) W2:
+  a local energy linear in y, whose per-label weights b(x) come from the
+  feature network on x, plus a global energy of y alone with
+  `global_hidden` softplus units. v = sigmoid(logit).
+  """
+
+  num_labels: int
+  feature_sizes: Sequence[int] = (150,)
+  global_hidden: int = 16
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, y: Array, *, train: bool = False) -> Array:
+    """Returns value logits of shape (B,) for features x and labels y."""
+    h = FeatureNet(self.feature_sizes, self.dropout_rate,
+                   name='features')(x, train=train)
+    local = jnp.sum(y * nn.Dense(self.num_labels, name='local')(h), axis=-1)
+    g = nn.softplus(nn.Dense(self.global_hidden, use_bias=False,
+                             name='global1')(y))
+    return local + nn.Dense(1, use_bias=False, name='global2')(g)[:, 0]
+
+
+class MultiLabelClassifier(nn.Module):
+  """Per-label logistic regression (no hidden layer) or an MLP baseline.
+
+  Takes `y` only to share the call signature; it is ignored.
+  """
+
+  num_labels: int
+  feature_sizes: Sequence[int] = ()
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, y: Array | None = None, *,
+               train: bool = False) -> Array:
+    """Returns per-label logits of shape (B, num_labels)."""
+    del y
+    h = FeatureNet(self.feature_sizes, self.dropout_rate,
+                   name='features')(x, train=train)
+    return nn.Dense(self.num_labels, name='out')(h)
+
+
+MODELS = {'value_net': SegmentationValueNet, 'fcn': FCN,
+          'mlc_value_net': MultiLabelValueNet,
+          'mlc_classifier': MultiLabelClassifier}
+# Models that predict per-output logits directly (trained with per-output
+# cross-entropy, no inference): the baselines.
+CLASSIFIERS = frozenset({'fcn', 'mlc_classifier'})
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
-  """Builds the model called `name` ('value_net' or 'fcn')."""
-  models = {'value_net': SegmentationValueNet, 'fcn': FCN}
-  if name not in models:
-    raise ConfigError(f'unknown model {name!r}; choose one of {sorted(models)}')
-  return models[name](**kwargs)
+  """Builds the model called `name` (a key of MODELS)."""
+  if name not in MODELS:
+    raise ConfigError(f'unknown model {name!r}; choose one of {sorted(MODELS)}')
+  try:
+    return MODELS[name](**kwargs)
+  except TypeError as e:
+    raise ConfigError(f'bad config.model for {name!r}: {e}') from None
+
+
+def init_params_for_shapes(model: nn.Module, rng: Array,
+                           x_shape: tuple[int, ...],
+                           y_shape: tuple[int, ...]) -> dict:
+  """Initial parameters for one input of shape x_shape and output y_shape."""
+  x = jnp.zeros((1,) + tuple(x_shape), jnp.float32)
+  y = jnp.zeros((1,) + tuple(y_shape), jnp.float32)
+  return model.init({'params': rng}, x, y, train=False)['params']
 
 
 def init_params(model: nn.Module, rng: Array, crop_size: int,
                 num_classes: int = 1) -> dict:
   """Initial parameters for square crops of `crop_size` pixels."""
-  x = jnp.zeros((1, crop_size, crop_size, 3), jnp.float32)
-  y = jnp.zeros((1, crop_size, crop_size, num_classes), jnp.float32)
-  return model.init({'params': rng}, x, y, train=False)['params']
+  return init_params_for_shapes(model, rng, (crop_size, crop_size, 3),
+                                (crop_size, crop_size, num_classes))

@@ -1,15 +1,20 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
-config -> dataset (in device memory) -> `train_step(state, images, masks,
-indices)`, which crops, generates tuples (tuples.py, which calls
-inference.py and oracles.py) and takes one optimizer step -> metrics,
-checkpoints. `evaluate_checkpoint` restores a workdir's latest checkpoint and
-scores a split. No ConfigDict enters a jitted function: configs are turned
-into hashable specs and closed over.
+config -> dataset (in device memory) -> `train_step(state, inputs, targets,
+indices)`, which takes a batch (random crops for segmentation), generates
+tuples (tuples.py, which calls inference.py and oracles.py) and takes one
+optimizer step -> metrics, checkpoints. `evaluate_checkpoint` restores a
+workdir's latest checkpoint and scores a split. No ConfigDict enters a
+jitted function: configs are turned into hashable specs and closed over.
+
+Two tasks share the loop (`config.task`): 'segmentation' (horses: images
+and masks, crops, IoU) and 'multilabel' (Bibtex, Bookmarks: feature and
+label vectors, F1). What differs is gathered in `Task`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -36,11 +41,13 @@ from dvn_jax import models
 from dvn_jax import tuples
 from dvn_jax import writers
 from dvn_jax.datasets import horses
+from dvn_jax.datasets import multilabel
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
 Array = jax.Array
 NUM_CLASSES = 1  # binary segmentation: one foreground channel
+TASKS = ('segmentation', 'multilabel')
 
 
 class TrainingDivergedError(DvnError):
@@ -56,12 +63,22 @@ class TrainState(flax.struct.PyTreeNode):
 # ---------------------------------------------------- config -> specs ----
 
 
+def task_name(config: ml_collections.ConfigDict) -> str:
+  name = config.get('task', 'segmentation')
+  if name not in TASKS:
+    raise ConfigError(f'unknown task {name!r}; choose one of {list(TASKS)}')
+  return name
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError (one line) for values that cannot work."""
+  segmentation = task_name(config) == 'segmentation'
   checks = [
-      (config.crop_size <= config.image_size,
-       f'crop_size {config.crop_size} > image_size {config.image_size}'),
-      (config.crop_size >= 1, f'crop_size must be >= 1, got {config.crop_size}'),
+      (not segmentation or config.crop_size <= config.image_size,
+       f'crop_size {config.crop_size} > image_size {config.image_size}'
+       if segmentation else ''),
+      (not segmentation or config.crop_size >= 1,
+       f'crop_size must be >= 1, got {config.get("crop_size")}'),
       (config.batch_size >= 1,
        f'batch_size must be >= 1, got {config.batch_size}'),
       (config.num_train_steps >= 0,
@@ -82,10 +99,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not ok:
       raise ConfigError(f'bad config: {message}')
   # Building the specs validates the rest.
-  tuple_spec_from_config(config)
-  ascent_spec_from_config(config.eval.inference)
-  inference.crop_offsets(config.image_size, config.crop_size,
-                         config.eval.num_crops)
+  create_model(config)
+  if config.model.name not in models.CLASSIFIERS:
+    tuple_spec_from_config(config)
+    ascent_spec_from_config(config.eval.inference)
+  if segmentation:
+    inference.crop_offsets(config.image_size, config.crop_size,
+                           config.eval.num_crops)
 
 
 def ascent_spec_from_config(cfg: ml_collections.ConfigDict
@@ -111,7 +131,8 @@ def tuple_spec_from_config(config: ml_collections.ConfigDict
       inference_pick=t.inference_pick, inference_points=t.inference_points,
       temperature=t.temperature,
       adversarial_ascent=ascent_spec_from_config(t.adversarial),
-      adversarial_start=t.adversarial_start)
+      adversarial_start=t.adversarial_start,
+      adversarial_objective=t.get('adversarial_objective', 'loss'))
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict,
@@ -124,9 +145,18 @@ def make_optimizer(cfg: ml_collections.ConfigDict,
     lr = optax.warmup_cosine_decay_schedule(
         0.0, cfg.learning_rate, cfg.warmup_steps,
         max(num_train_steps, cfg.warmup_steps + 1))
+  elif cfg.schedule == 'piecewise':
+    # × decay_factor at each step of decay_steps (e.g. the authors' Bibtex
+    # schedule: ×0.1 after 150 and after 300 epochs).
+    boundaries = list(cfg.get('decay_steps', ()))
+    if sorted(boundaries) != boundaries or any(b <= 0 for b in boundaries):
+      raise ConfigError('optimizer.decay_steps must be increasing positive '
+                        f'steps, got {boundaries}')
+    lr = optax.piecewise_constant_schedule(
+        cfg.learning_rate, {b: cfg.get('decay_factor', 0.1) for b in boundaries})
   else:
-    raise ConfigError(f"optimizer.schedule must be 'constant' or 'cosine', "
-                      f'got {cfg.schedule!r}')
+    raise ConfigError(f"optimizer.schedule must be 'constant', 'cosine' or "
+                      f"'piecewise', got {cfg.schedule!r}")
   if cfg.name == 'sgd':
     opt = optax.sgd(lr, momentum=cfg.momentum or None)
   elif cfg.name == 'adam':
@@ -148,10 +178,18 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   return models.create_model(name, **kwargs)
 
 
+def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
+                      rng: Array) -> Any:
+  """Initial parameters for one training input and output of the task."""
+  if task_name(config) == 'segmentation':
+    return models.init_params(model, rng, config.crop_size, NUM_CLASSES)
+  return models.init_params_for_shapes(model, rng, (config.data.num_features,),
+                                       (config.model.num_labels,))
+
+
 def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
-  params = models.init_params(model, jax.random.key(config.seed),
-                              config.crop_size, NUM_CLASSES)
+  params = init_model_params(model, config, jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params))
 
@@ -173,26 +211,36 @@ def bind_logit_fn(model: nn.Module, params: Any) -> inference.LogitFn:
   return lambda x, y: model.apply({'params': params}, x, y, train=False)
 
 
+def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
+  """batch(rng, inputs, targets) -> (x, y*): random crops (and flips) for
+  segmentation, the examples as they are for multi-label."""
+  if task_name(config) == 'multilabel':
+    return lambda rng, inputs, targets: (inputs, targets)
+  crop_size, flip = config.crop_size, config.flip
+  return lambda rng, images, masks: input_pipeline.random_crops(
+      rng, images, masks, crop_size, flip)
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     config: ml_collections.ConfigDict) -> Callable:
-  """jit(train_step)(state, images, masks, indices) -> (state, metrics).
+  """jit(train_step)(state, inputs, targets, indices) -> (state, metrics).
 
-  images (N, H, W, 3) and masks (N, H, W, 1) are the whole training set as
-  float32 on the device; indices (B,) pick the batch.
+  inputs and targets are the whole training set as float32 on the device
+  (images (N, H, W, 3) and masks (N, H, W, 1), or features (N, D) and labels
+  (N, L)); indices (B,) pick the batch.
   """
-  if config.model.name == 'fcn':
-    return make_fcn_train_step(model, tx, config)
+  if config.model.name in models.CLASSIFIERS:
+    return make_classifier_train_step(model, tx, config)
   spec = tuple_spec_from_config(config)
+  batch_fn = make_batch_fn(config)
   loss_fn = losses.get_loss(config.loss)
   sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
 
-  def train_step(state, images, masks, indices):
+  def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
     rng_crop, rng_tuples, rng_dropout = jax.random.split(rng, 3)
-    x, y_star = input_pipeline.random_crops(
-        rng_crop, images[indices], masks[indices], config.crop_size,
-        config.flip)
+    x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
     x, y, v_star = tuples.generate_tuples(
         rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec)
 
@@ -219,18 +267,22 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   return jax.jit(train_step, donate_argnums=(0,))
 
 
-def make_fcn_train_step(model: nn.Module, tx: optax.GradientTransformation,
-                        config: ml_collections.ConfigDict) -> Callable:
-  """Per-pixel sigmoid cross-entropy on random crops (the FCN baseline)."""
+def make_classifier_train_step(model: nn.Module,
+                               tx: optax.GradientTransformation,
+                               config: ml_collections.ConfigDict) -> Callable:
+  """Per-output sigmoid cross-entropy: the FCN (per pixel, on random crops)
+  and the multi-label baselines (per label)."""
   base_key = jax.random.key(config.seed)
+  batch_fn = make_batch_fn(config)
 
-  def train_step(state, images, masks, indices):
+  def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
-    x, y_star = input_pipeline.random_crops(
-        rng, images[indices], masks[indices], config.crop_size, config.flip)
+    rng_crop, rng_dropout = jax.random.split(rng)
+    x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
 
     def loss(params):
-      logits = model.apply({'params': params}, x, train=True)
+      logits = model.apply({'params': params}, x, train=True,
+                           rngs={'dropout': rng_dropout})
       return optax.sigmoid_binary_cross_entropy(logits, y_star).mean()
 
     loss_value, grads = jax.value_and_grad(loss)(state.params)
@@ -251,8 +303,11 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, 1).
 
   With return_trajectory (value nets only) it returns (masks, trajectory of
-  shape (T + 1, B, H, W, 1)).
+  shape (T + 1, B, H, W, 1)). For multi-label: (params, features (B, D)) ->
+  label scores (B, L) in [0, 1].
   """
+  if task_name(config) == 'multilabel':
+    return make_multilabel_predict_fn(model, config)
   eval_cfg = config.eval
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    eval_cfg.num_crops)
@@ -280,23 +335,81 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   return jax.jit(predict)
 
 
-def evaluate_split(predict_fn: Callable, params: Any, split: horses.SegmentationSplit,
+def make_multilabel_predict_fn(model: nn.Module,
+                               config: ml_collections.ConfigDict) -> Callable:
+  """Label scores: the classifier's sigmoid, or the value net's gradient
+  ascent from y = 0 (Eq. 8) with config.eval.inference."""
+  if config.model.name in models.CLASSIFIERS:
+    return jax.jit(lambda params, x: jax.nn.sigmoid(
+        model.apply({'params': params}, x)))
+  spec = ascent_spec_from_config(config.eval.inference)
+  num_labels = config.model.num_labels
+
+  def predict(params, x):
+    y0 = jnp.zeros((x.shape[0], num_labels), jnp.float32)
+    return inference.infer(bind_logit_fn(model, params), x, y0, spec)[0]
+
+  return jax.jit(predict)
+
+
+def evaluate_split(predict_fn: Callable, params: Any, split: Any,
                    config: ml_collections.ConfigDict) -> dict[str, float]:
+  """Mean and global IoU (segmentation) or example-averaged F1, in %."""
+  if isinstance(split, multilabel.MultiLabelSplit):
+    return evaluate.evaluate_multilabel(
+        functools.partial(predict_fn, params), split.features, split.labels,
+        config.eval.batch_size, config.eval.threshold)
   return evaluate.evaluate_segmentation(
       functools.partial(predict_fn, params), split.images, split.masks,
       config.eval.batch_size, config.eval.threshold)
 
 
+def format_metrics(metrics: dict[str, float]) -> str:
+  """The headline numbers of an evaluation, for one printed line."""
+  if 'f1' in metrics:
+    return (f'F1 {metrics["f1"]:.2f} (precision {metrics["precision"]:.2f}, '
+            f'recall {metrics["recall"]:.2f})')
+  return (f'mean IoU {metrics["mean_iou"]:.2f}, '
+          f'global IoU {metrics["global_iou"]:.2f}')
+
+
 # ----------------------------------------------------------------- loop ----
 
 
-def load_data(config: ml_collections.ConfigDict
-              ) -> dict[str, horses.SegmentationSplit]:
-  return horses.load_weizmann_horses(config.data.path or None)
+def load_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """All splits of the config's dataset, keyed by name.
+
+  Multi-label features are z-scored with the statistics of the whole
+  training file ('trainval'; never test), so a model scores the same
+  whichever split it was trained on.
+  """
+  if task_name(config) == 'segmentation':
+    return horses.load_weizmann_horses(config.data.path or None)
+  name = config.data.name
+  if name not in multilabel.LOADERS:
+    raise ConfigError(f'unknown data.name {name!r}; choose one of '
+                      f'{sorted(multilabel.LOADERS)}')
+  splits = multilabel.LOADERS[name](config.data.path)
+  train = splits['trainval']
+  for field, expected, got in (
+      ('data.num_features', config.data.num_features, train.features.shape[1]),
+      ('model.num_labels', config.model.num_labels, train.labels.shape[1])):
+    if expected != got:
+      raise ConfigError(f'{field} is {expected} but the {name} data has {got}; '
+                        f'set --config.{field}={got}')
+  return multilabel.zscore(splits, 'trainval')
 
 
-def get_split(data: dict[str, horses.SegmentationSplit], name: str,
-              field: str) -> horses.SegmentationSplit:
+def train_arrays(split: Any) -> tuple[Array, Array]:
+  """A training split as float32 device arrays (inputs, targets)."""
+  if isinstance(split, multilabel.MultiLabelSplit):
+    return (jnp.asarray(split.features, jnp.float32),
+            jnp.asarray(split.labels, jnp.float32))
+  return (input_pipeline.images_to_float(split.images),
+          input_pipeline.masks_to_float(split.masks))
+
+
+def get_split(data: dict[str, Any], name: str, field: str) -> Any:
   if name not in data:
     raise ConfigError(f'unknown split {name!r} in {field}; choose one of '
                       f'{sorted(data)}')
@@ -342,8 +455,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
-  images = input_pipeline.images_to_float(train_split.images)
-  masks = input_pipeline.masks_to_float(train_split.masks)
+  inputs, targets = train_arrays(train_split)
 
   model = create_model(config)
   tx = make_optimizer(config.optimizer, config.num_train_steps)
@@ -372,7 +484,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   eval_metrics: dict[str, float] = {}
   logging.info('Training steps %d..%d on %s (%d images), evaluating on %s',
                first_step, config.num_train_steps, config.data.train_split,
-               len(train_split.images), config.data.eval_split)
+               len(inputs), config.data.eval_split)
   if first_step >= config.num_train_steps:
     logging.info('Nothing to train: the checkpoint is at step %d of %d; raise '
                  '--config.num_train_steps to train longer', first_step,
@@ -381,8 +493,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   try:
     for step in range(first_step + 1, config.num_train_steps + 1):
       indices = input_pipeline.batch_indices(
-          config.seed, step - 1, len(train_split.images), config.batch_size)
-      state, metrics = train_step(state, images, masks, indices)
+          config.seed, step - 1, len(inputs), config.batch_size)
+      state, metrics = train_step(state, inputs, targets, indices)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -427,8 +539,7 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
                         ) -> Any:
   """Parameters from a released file (`params_path`) or a workdir."""
   if params_path:
-    template = models.init_params(model, jax.random.key(0), config.crop_size,
-                                  NUM_CLASSES)
+    template = init_model_params(model, config, jax.random.key(0))
     return checkpoints.load_params(params_path, template)
   if not workdir:
     raise ConfigError('pass --workdir (a trained run) or --params (a file)')

@@ -48,8 +48,11 @@ class TupleSpec:
       same number of inference tuples.
     temperature: tau of stratified sampling (paper: 0.05).
     adversarial_ascent: ascent settings of adversarial tuples (`ascend`
-      unused).
+      is used with adversarial_objective 'value' only).
     adversarial_start: where the adversarial ascent starts.
+    adversarial_objective: 'loss' ascends the regression loss (the paper's
+      Sec. 3.3); 'value' ascends the predicted value, as the authors'
+      released multi-label code does.
   """
   mix: tuple[tuple[str, float], ...] = (('inference', 0.5),
                                         ('adversarial', 0.5))
@@ -61,6 +64,7 @@ class TupleSpec:
   temperature: float = 0.05
   adversarial_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=3)
   adversarial_start: str = 'ground_truth'
+  adversarial_objective: str = 'loss'
 
   def __post_init__(self):
     names = [name for name, _ in self.mix]
@@ -90,6 +94,9 @@ class TupleSpec:
       raise ConfigError(f'adversarial_start must be one of '
                         f'{list(ADVERSARIAL_STARTS)}, got '
                         f'{self.adversarial_start!r}')
+    if self.adversarial_objective not in ('loss', 'value'):
+      raise ConfigError("adversarial_objective must be 'loss' or 'value', "
+                        f'got {self.adversarial_objective!r}')
     oracles.get_oracle(self.oracle)
     losses.get_loss(self.loss)
 
@@ -114,14 +121,15 @@ def ground_truth_outputs(y_star: Array) -> Array:
 
 
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                      spec: TupleSpec) -> Array:
+                      y_star: Array, spec: TupleSpec) -> Array:
   """Points on the inference trajectory from y(0) = 0 (Sec. 3.3, Inference).
 
   Returns (B * inference_points, ...) outputs, trajectory-major: with
   'random' picking, each trajectory gives `inference_points` distinct steps
-  drawn uniformly from 1..T; with 'final', y(T).
+  drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
+  of the outputs (its values are not used).
   """
-  y0 = jnp.zeros(x.shape[:-1] + (1,), jnp.float32)
+  y0 = jnp.zeros(y_star.shape, jnp.float32)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random')
@@ -210,10 +218,14 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   elif start == 'zeros':
     y0 = jnp.zeros_like(y_star)
   elif start == 'inference':
-    y0 = inference_outputs(rng, logit_fn, x, spec)
+    y0 = inference_outputs(rng, logit_fn, x, y_star, spec)
   else:
     y0 = stratified_outputs(rng, y_star, spec)
-  objective = lambda y: loss_fn(logit_fn(x, y), oracle(y, y_star))
+  if spec.adversarial_objective == 'value':
+    objective = lambda y: inference.objective_from_logits(
+        logit_fn(x, y), spec.adversarial_ascent.ascend)
+  else:
+    objective = lambda y: loss_fn(logit_fn(x, y), oracle(y, y_star))
   y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent)
   return y
 
@@ -224,7 +236,7 @@ def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
   if name == 'ground_truth':
     return ground_truth_outputs(y_star)
   if name == 'inference':
-    return inference_outputs(rng, logit_fn, x, spec)
+    return inference_outputs(rng, logit_fn, x, y_star, spec)
   if name == 'stratified':
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':

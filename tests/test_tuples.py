@@ -96,7 +96,8 @@ def test_inference_tuples_lie_on_the_trajectory(setup):
   logit_fn, x, _ = setup
   ascent = inference.AscentSpec(num_steps=4, step_size=100.0)
   spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent)
-  y = tuples.inference_outputs(jax.random.key(1), logit_fn, x, spec)
+  y = tuples.inference_outputs(jax.random.key(1), logit_fn, x,
+                                jnp.zeros(x.shape[:-1] + (1,)), spec)
   _, trajectory = inference.infer(logit_fn, x, jnp.zeros_like(y), ascent,
                                   return_trajectory=True)
   for i in range(len(x)):
