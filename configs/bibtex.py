@@ -52,7 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       decay_factor=0.1, warmup_steps=0, weight_decay=1e-3, grad_clip_norm=0.0))
 
   # Half inference tuples (the end of 20 steps of size 0.5 on the value),
-  # half one value-ascent step from the ground truth (the authors' code).
+  # half one value-ascent step from the ground truth or from zeros, a fair
+  # coin per example (the authors' code).
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
@@ -61,7 +62,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       inference_points=1,
       temperature=0.05,
       adversarial=ascent(1, 0.5),
-      adversarial_start='ground_truth',
+      adversarial_start='ground_truth_or_zeros',
       adversarial_objective='value'))
 
   c.eval = ml_collections.ConfigDict(dict(

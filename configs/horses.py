@@ -11,7 +11,7 @@ checkpoint and trains 25% more steps on train+val:
     --config.data.train_split=trainval --config.num_train_steps=43750
   python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses \
     --mode=evaluate
-On a GPU add --config.eval.batch_size=40. benchmarks/horses_sweep.py runs
+On a GPU add --config.eval.batch_size=40. benchmarks/sweep.py runs
 this protocol over the variants of configs/horses_sweep.py.
 
 A seconds-long run for tests:

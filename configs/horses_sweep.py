@@ -1,11 +1,11 @@
-"""A val sweep of the horse value net, for benchmarks/horses_sweep.py.
+"""A val sweep of the horse value net, for benchmarks/sweep.py.
 
 Each variant is a set of config overrides on configs/horses.py; the script
 trains them side by side on train, scores val as they go, picks the best
 (variant, step) on val, fine-tunes that checkpoint on train+val and scores
 test once (the paper's protocol, Sec. 5.2).
 
-  python benchmarks/horses_sweep.py --sweep=configs/horses_sweep.py \
+  python benchmarks/sweep.py --sweep=configs/horses_sweep.py \
       --root=/tmp/sweep --deadline_s=600
 
 `--sweep=configs/horses_sweep.py:smoke` is a seconds-long sweep for tests.

@@ -29,7 +29,8 @@ from dvn_jax.errors import ConfigError
 
 Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial')
-ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'inference', 'stratified')
+ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
+                      'inference', 'stratified')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +218,9 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
     y0 = y_star
   elif start == 'zeros':
     y0 = jnp.zeros_like(y_star)
+  elif start == 'ground_truth_or_zeros':   # each example: a fair coin
+    coin = jax.random.bernoulli(rng, 0.5, (y_star.shape[0],))
+    y0 = jnp.where(coin.reshape((-1,) + (1,) * (y_star.ndim - 1)), y_star, 0.0)
   elif start == 'inference':
     y0 = inference_outputs(rng, logit_fn, x, y_star, spec)
   else:

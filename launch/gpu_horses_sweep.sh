@@ -3,7 +3,7 @@
 # any single-GPU Linux box with JAX + CUDA works the same):
 #   bash launch/gpu_horses_sweep.sh OUT_DIR [PHASE1_S] [PHASE2_S] [SWEEP FLAGS...]
 # Installs the wheels in .whl (packages the machine lacks) when present,
-# runs benchmarks/horses_sweep.py with every variant side by side and copies
+# runs benchmarks/sweep.py with every variant side by side and copies
 # the report, logs, metrics and the final parameters to OUT_DIR.
 set -u
 out=${1:?usage: gpu_horses_sweep.sh OUT_DIR [PHASE1_S] [PHASE2_S]}
@@ -19,7 +19,7 @@ fi
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 nvidia-smi -L 2>/dev/null
 python3 -c 'import jax, flax, optax, orbax.checkpoint as o; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())'
-python3 benchmarks/horses_sweep.py --root=$root --steps=1000000 \
+python3 benchmarks/sweep.py --root=$root --steps=1000000 \
   --eval_every=2000 --deadline_s="$phase1" --finetune_deadline_s="$phase2" \
   --set=eval.batch_size=40 --output="$out/sweep.md" "${@:4}" 2>&1 | tee "$out/sweep.log"
 status=${PIPESTATUS[0]}

@@ -1,5 +1,8 @@
 """Side-by-side val sweep, selection on val, fine-tune on train+val, test once.
 
+Works for any config of the repository (horses, Bibtex, ...): --metric names
+the val score that decides (mean_iou for segmentation, f1 for multi-label).
+
   python benchmarks/horses_sweep.py --root=/tmp/sweep \
       [--config=configs/horses.py] [--sweep=configs/horses_sweep.py] \
       [--steps=200000] [--eval_every=2000] [--deadline_s=600] \
@@ -23,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import shutil
 import signal
@@ -59,6 +63,10 @@ _SET = flags.DEFINE_multi_string('set', [], 'field=value override for every '
                                  'run (e.g. eval.batch_size=40).')
 _ONLY = flags.DEFINE_list('only', [], 'Variants to run (default: all).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Markdown report to write.')
+_METRIC = flags.DEFINE_string('metric', 'mean_iou', 'Val score to maximise '
+                              '(mean_iou, f1, ...); higher is better.')
+# The score reported next to the chosen one, where the task has it.
+SECOND = {'mean_iou': 'global_iou'}
 flags.mark_flags_as_required(['root'])
 
 
@@ -67,7 +75,7 @@ class RunResult:
   """What one variant's phase-1 run left behind."""
   name: str
   overrides: dict[str, object]
-  evals: list[dict[str, float]]   # {'step', 'seconds', 'mean_iou', ...}
+  evals: list[dict[str, float]]   # {'step', 'seconds', 'score', 'second'}
   steps_done: int
   steps_per_sec: float
 
@@ -133,12 +141,12 @@ def checkpoint_steps(workdir: str) -> set[int]:
 
 
 def summarise(name: str, overrides: dict[str, object], workdir: str,
-              started: float, split: str = 'val') -> RunResult:
+              started: float, metric: str, split: str = 'val') -> RunResult:
   records = read_metrics(workdir)
+  second = f'{split}/{SECOND.get(metric, metric)}'
   evals = [{'step': r['step'], 'seconds': r['wall_time'] - started,
-            'mean_iou': r[f'{split}/mean_iou'],
-            'global_iou': r[f'{split}/global_iou']}
-           for r in records if f'{split}/mean_iou' in r]
+            'score': r[f'{split}/{metric}'], 'second': r.get(second, math.nan)}
+           for r in records if f'{split}/{metric}' in r]
   speeds = sorted(r['train/steps_per_sec'] for r in records
                   if 'train/steps_per_sec' in r)
   steps = max(checkpoint_steps(workdir) | {0})
@@ -153,11 +161,12 @@ def choose(results: list[RunResult], root: str) -> tuple[RunResult, dict]:
   if not candidates:
     raise SystemExit('error: no variant left a scored checkpoint; see the logs '
                      f'in {root}')
-  return max(candidates, key=lambda c: (c[1]['mean_iou'], -c[1]['step']))
+  return max(candidates, key=lambda c: (c[1]['score'], -c[1]['step']))
 
 
 def finetune(root: str, best: RunResult, step: int, fraction: float,
-             common: dict[str, object], deadline_s: float) -> dict[str, float]:
+             common: dict[str, object], deadline_s: float,
+             metric: str) -> dict[str, float]:
   """Phase 2: fine-tune on train+val, score test, export; returns numbers."""
   workdir = os.path.join(root, 'final')
   shutil.rmtree(workdir, ignore_errors=True)
@@ -185,8 +194,8 @@ def finetune(root: str, best: RunResult, step: int, fraction: float,
   with open(os.path.join(workdir, 'eval_test.json')) as f:
     test = json.load(f)
   return {'finetune_steps': done - step, 'finetune_seconds': seconds,
-          'test_mean_iou': test['mean_iou'],
-          'test_global_iou': test['global_iou']}
+          'test_score': test[metric],
+          'test_second': test.get(SECOND.get(metric, metric), math.nan)}
 
 
 def when(seconds: float) -> str:
@@ -195,27 +204,32 @@ def when(seconds: float) -> str:
   return f'{seconds:.0f} s' if seconds >= 0 else 'earlier sweep'
 
 
+def score_text(e: dict[str, float]) -> str:
+  """'80.6 / 79.6' (score / second score) or '42.4' where there is one."""
+  return (f'{e["score"]:.1f}' if math.isnan(e['second']) else
+          f'{e["score"]:.1f} / {e["second"]:.1f}')
+
+
 def report(results: list[RunResult], best: RunResult, best_eval: dict,
-           final: dict[str, float], machine_line: str) -> str:
+           final: dict[str, float], machine_line: str, metric: str) -> str:
+  names = metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
   lines = [f'{machine_line}; {len(results)} runs side by side.', '',
-           '| variant | overrides | steps | steps/s | best val mean / global '
-           'IoU (step) | val mean IoU by step (seconds since start) |',
+           f'| variant | overrides | steps | steps/s | best val {names} '
+           f'(step) | val {metric} by step (seconds since start) |',
            '| --- | --- | --- | --- | --- | --- |']
   for r in results:
-    top = max(r.evals, key=lambda e: e['mean_iou'], default=None)
-    best_text = (f'{top["mean_iou"]:.1f} / {top["global_iou"]:.1f} '
-                 f'({top["step"]})' if top else '-')
-    curve = ', '.join(f'{e["step"]} ({when(e["seconds"])}): {e["mean_iou"]:.1f}'
+    top = max(r.evals, key=lambda e: e['score'], default=None)
+    best_text = f'{score_text(top)} ({top["step"]})' if top else '-'
+    curve = ', '.join(f'{e["step"]} ({when(e["seconds"])}): {e["score"]:.1f}'
                       for e in r.evals)
     overrides = ', '.join(f'{k}={v}' for k, v in r.overrides.items()) or '-'
     lines.append(f'| {r.name} | {overrides} | {r.steps_done} | '
                  f'{r.steps_per_sec:.1f} | {best_text} | {curve} |')
+  test = {'score': final['test_score'], 'second': final['test_second']}
   lines += ['', f'Chosen on val: **{best.name}** at step {best_eval["step"]} '
-            f'(val {best_eval["mean_iou"]:.1f} / {best_eval["global_iou"]:.1f}); '
-            f'fine-tuned on train+val for {final["finetune_steps"]} steps '
-            f'({final["finetune_seconds"]:.0f} s, start-up included): '
-            f'**test mean IoU {final["test_mean_iou"]:.2f}, global IoU '
-            f'{final["test_global_iou"]:.2f}**.', '']
+            f'(val {names} {score_text(best_eval)}); fine-tuned on train+val '
+            f'for {final["finetune_steps"]} steps ({final["finetune_seconds"]:.0f}'
+            f' s, start-up included): **test {names} {score_text(test)}**.', '']
   return '\n'.join(lines)
 
 
@@ -255,17 +269,18 @@ def main(argv):
         os.path.join(root, f'{name}.log'))
   deadline = started + _DEADLINE.value if _DEADLINE.value > 0 else None
   wait_all(processes, deadline)
-  results = [summarise(name, overrides, os.path.join(root, name), started)
-             for name, overrides in sweep.items()]
+  results = [summarise(name, overrides, os.path.join(root, name), started,
+                       _METRIC.value) for name, overrides in sweep.items()]
   with open(os.path.join(root, 'phase1.json'), 'w') as f:
     json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
   best, best_eval = choose(results, root)
   print(f'chosen on val: {best.name} at step {best_eval["step"]} '
-        f'(val mean IoU {best_eval["mean_iou"]:.2f})', flush=True)
+        f'(val {_METRIC.value} {best_eval["score"]:.2f})', flush=True)
   final = finetune(root, best, int(best_eval['step']), _FINETUNE.value, common,
-                   _FINETUNE_DEADLINE.value)
+                   _FINETUNE_DEADLINE.value, _METRIC.value)
   import machine  # pylint: disable=g-import-not-at-top  (imports jax)
-  text = report(results, best, best_eval, final, machine.describe())
+  text = report(results, best, best_eval, final, machine.describe(),
+                _METRIC.value)
   print(text)
   if _OUTPUT.value:
     with open(_OUTPUT.value, 'w') as f:

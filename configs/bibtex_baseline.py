@@ -1,0 +1,47 @@
+"""Table 1's baselines on Bibtex: per-label logistic regression and a
+two-layer network, trained with per-label cross-entropy (no inference).
+
+  python -m dvn_jax.main --config=configs/bibtex_baseline.py:logreg --workdir=/tmp/lr
+  python -m dvn_jax.main --config=configs/bibtex_baseline.py:mlp --workdir=/tmp/mlp
+  (add --config.data.train_split=trainval for the final protocol; append
+  ',smoke' to the argument, e.g. ':mlp,smoke', for a seconds-long run)
+"""
+
+import ml_collections
+
+STEPS_PER_EPOCH = 232  # ceil(4636 / 20)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """arg: 'logreg' or 'mlp' (default), optionally followed by ',smoke'."""
+  parts = (arg or 'mlp').split(',')
+  kind, smoke = parts[0], parts[1:] == ['smoke']
+  if kind not in ('logreg', 'mlp') or parts[1:] not in ([], ['smoke']):
+    raise ValueError(f"unknown config argument {arg!r}; use 'logreg' or "
+                     "'mlp', optionally with ',smoke'")
+  c = ml_collections.ConfigDict()
+  c.task = 'multilabel'
+  c.seed = 0
+  c.data = ml_collections.ConfigDict(dict(
+      name='bibtex', path='', num_features=1836, train_split='train',
+      eval_split='val'))
+  c.model = ml_collections.ConfigDict(dict(
+      name='mlc_classifier', num_labels=159,
+      feature_sizes=() if kind == 'logreg' else (150,), dropout_rate=0.0))
+  c.init_from = ''
+  c.batch_size = 20
+  c.num_train_steps = 100 * STEPS_PER_EPOCH
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name='adam', learning_rate=1e-3, momentum=0.0, schedule='constant',
+      warmup_steps=0, weight_decay=1e-3, grad_clip_norm=0.0))
+  c.eval = ml_collections.ConfigDict(dict(threshold=0.5, batch_size=512))
+  c.log_every_steps = 1000
+  c.eval_every_steps = 10 * STEPS_PER_EPOCH
+  c.checkpoint_every_steps = 10 * STEPS_PER_EPOCH
+  c.max_checkpoints_to_keep = 3
+  if smoke:
+    c.num_train_steps = 6
+    c.log_every_steps = 2
+    c.eval_every_steps = 3
+    c.checkpoint_every_steps = 3
+  return c
