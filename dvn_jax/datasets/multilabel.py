@@ -153,10 +153,24 @@ def _as_split(arrays: arff.MultiLabelArrays) -> MultiLabelSplit:
   return MultiLabelSplit(arrays.features.astype(np.float32), arrays.labels)
 
 
+def _prepared_tfds(path: str, dataset: str
+                   ) -> dict[str, MultiLabelSplit] | None:
+  """The train/test files of a prepared TFDS builder in `path`, or None."""
+  from dvn_jax.datasets import mulan_tfds  # pylint: disable=g-import-not-at-top
+  if not mulan_tfds.is_prepared(path, dataset):
+    return None
+  return mulan_tfds.read_prepared(path, dataset)
+
+
 def load_bibtex(path: str | None = None) -> dict[str, MultiLabelSplit]:
-  """Bibtex splits: embedded (path None or ''), a Mulan folder, or an npz."""
+  """Bibtex splits: embedded (path None or ''), a folder with Mulan's ARFF
+  files, a TFDS data_dir with `mulan_bibtex` prepared, or an npz."""
   if not path:
     files = load_embedded(EMBEDDED_BIBTEX)
+  elif os.path.isdir(path) and not os.path.isfile(
+      os.path.join(path, 'bibtex-train.arff')) and (
+          tfds_files := _prepared_tfds(path, 'bibtex')):
+    files = tfds_files
   elif os.path.isdir(path):
     files = {k: _as_split(v) for k, v in read_bibtex_arff(path).items()}
   else:
@@ -165,11 +179,16 @@ def load_bibtex(path: str | None = None) -> dict[str, MultiLabelSplit]:
 
 
 def load_bookmarks(path: str) -> dict[str, MultiLabelSplit]:
-  """Bookmarks splits from a folder with Mulan's bookmarks.arff + .xml."""
+  """Bookmarks splits from a folder with Mulan's bookmarks.arff + .xml, or
+  from a TFDS data_dir with `mulan_bookmarks` prepared."""
   if not path:
     raise DataError('Bookmarks is not embedded: download bookmarks.rar from '
                     'Mulan (mulan.sourceforge.net/datasets-mlc.html), unpack '
                     'it and pass the folder as --config.data.path')
+  if os.path.isdir(path) and not os.path.isfile(
+      os.path.join(path, 'bookmarks.arff')) and (
+          tfds_files := _prepared_tfds(path, 'bookmarks')):
+    return make_splits(tfds_files['train'], tfds_files['test'])
   arff_path, xml = _mulan_files(path, 'bookmarks', ('.arff', '.xml'))
   data = _as_split(arff.read_arff(arff_path, arff.read_label_names(xml)))
   order = np.random.RandomState(0).permutation(len(data))
