@@ -143,7 +143,7 @@ def checkpoint_steps(workdir: str) -> set[int]:
 def summarise(name: str, overrides: dict[str, object], workdir: str,
               started: float, metric: str, split: str = 'val') -> RunResult:
   records = read_metrics(workdir)
-  second = f'{split}/{SECOND.get(metric, metric)}'
+  second = f'{split}/{SECOND.get(metric, "")}'
   evals = [{'step': r['step'], 'seconds': r['wall_time'] - started,
             'score': r[f'{split}/{metric}'], 'second': r.get(second, math.nan)}
            for r in records if f'{split}/{metric}' in r]
@@ -195,7 +195,7 @@ def finetune(root: str, best: RunResult, step: int, fraction: float,
     test = json.load(f)
   return {'finetune_steps': done - step, 'finetune_seconds': seconds,
           'test_score': test[metric],
-          'test_second': test.get(SECOND.get(metric, metric), math.nan)}
+          'test_second': test.get(SECOND.get(metric, ''), math.nan)}
 
 
 def when(seconds: float) -> str:
