@@ -1,6 +1,10 @@
-"""Speed of the horse value network on this machine.
+"""Speed of the value networks on this machine.
 
   python benchmarks/speed.py [--config=configs/horses.py] [--repeats=5]
+  python benchmarks/speed.py --config=configs/bibtex.py
+
+For a multi-label config it prints the train step (examples/s) and batched
+prediction over the test split (examples/s). For the horses:
 
 Prints, for the config's settings: the full DVN train step (tuple generation
 + update), the bare value-net update, one inference gradient step, and
@@ -10,6 +14,7 @@ of --repeats timed calls, with the machine it ran on.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -22,6 +27,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import machine
+from dvn_jax import evaluate
 from dvn_jax import input_pipeline
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -45,9 +51,41 @@ def time_call(fn, *args) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
+def multilabel_speed(config) -> None:
+  """Train step and batched test-split prediction, in examples/s."""
+  data = train.load_data(config)
+  features, labels = train.train_arrays(data['train'])
+  model = train.create_model(config)
+  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  step = train.make_train_step(model, tx, config)
+  b = config.batch_size
+  idx = input_pipeline.batch_indices(0, 0, len(features), b)
+  holder = {'state': train.create_state(model, tx, config)}
+
+  def full_step():
+    holder['state'], metrics = step(holder['state'], features, labels, idx)
+    return metrics
+  first, median = time_call(full_step)
+  print(f'train step, batch {b}, {config.tuples.inference.num_steps} '
+        f'inference steps: {1e3 * median:.2f} ms ({b / median:.0f} examples/s;'
+        f' compile {first:.1f} s)')
+  test = data['test']
+  predict = train.make_predict_fn(model, config)
+  first, median = time_call(
+      lambda: evaluate.predict_in_batches(
+          functools.partial(predict, holder['state'].params), test.features,
+          config.eval.batch_size))
+  print(f'predict the test split ({len(test)} examples, batch '
+        f'{config.eval.batch_size}, {config.eval.inference.num_steps} steps): '
+        f'{median:.3f} s ({len(test) / median:.0f} examples/s)')
+
+
 def main(_):
   config = _CONFIG.value
   print(f'# {machine.describe()}')
+  if train.task_name(config) == 'multilabel':
+    multilabel_speed(config)
+    return
   data = horses.load_weizmann_horses()['train']
   images = input_pipeline.images_to_float(data.images)
   masks = input_pipeline.masks_to_float(data.masks)

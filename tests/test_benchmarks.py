@@ -72,3 +72,15 @@ def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
   assert 'on trainval' in (root / 'final.log').read_text()
   assert (root / 'final.npz').stat().st_size > 0
   assert (root / 'final' / 'eval_test.json').exists()
+
+
+def test_speed_script_times_a_multilabel_config():
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'benchmarks' / 'speed.py'),
+       f'--config={REPO / "configs" / "bibtex.py"}:smoke', '--repeats=1'],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert re.search(r'train step, batch 20, 2 inference steps: [\d.]+ ms',
+                   result.stdout)
+  assert 'predict the test split (2515 examples' in result.stdout
