@@ -6,7 +6,11 @@
 
 Each variant changes one thing against the authors' setup (configs/bibtex.py);
 the fine-tuning on the whole train file is 10% more steps, as the authors'
-15 epochs after 375.
+15 epochs after 375. `:baseline` sweeps the baselines' optimiser:
+
+  python benchmarks/sweep.py --config=configs/bibtex_baseline.py:logreg \
+      --sweep=configs/bibtex_sweep.py:baseline --metric=f1 --eval_every=232 \
+      --steps=6960 --finetune_fraction=0.1 --root=/tmp/logreg_sweep
 """
 
 from __future__ import annotations
@@ -14,8 +18,16 @@ from __future__ import annotations
 
 def get_sweep(arg: str | None = None) -> dict[str, dict[str, object]]:
   """Variant name -> config overrides (dotted field -> value)."""
+  if arg == 'baseline':   # for configs/bibtex_baseline.py (logreg or mlp)
+    return {
+        'adam1e-3': {},
+        'adam1e-4': {'optimizer.learning_rate': 1e-4},
+        'adam1e-3_wd1e-2': {'optimizer.weight_decay': 1e-2},
+        'adam1e-3_wd1e-4': {'optimizer.weight_decay': 1e-4},
+        'adam1e-3_wd0': {'optimizer.weight_decay': 0.0},
+    }
   if arg:
-    raise ValueError(f'unknown sweep argument {arg!r}')
+    raise ValueError(f"unknown sweep argument {arg!r}; use 'baseline' or none")
   return {
       'base': {},
       'hidden300': {'model.feature_sizes': (300,)},
