@@ -19,12 +19,14 @@ from __future__ import annotations
 def get_sweep(arg: str | None = None) -> dict[str, dict[str, object]]:
   """Variant name -> config overrides (dotted field -> value)."""
   if arg == 'baseline':   # for configs/bibtex_baseline.py (logreg or mlp)
+    adam = lambda lr, wd: {'optimizer.learning_rate': lr,
+                           'optimizer.weight_decay': wd}
     return {
-        'adam1e-3': {},
-        'adam1e-4': {'optimizer.learning_rate': 1e-4},
-        'adam1e-3_wd1e-2': {'optimizer.weight_decay': 1e-2},
-        'adam1e-3_wd1e-4': {'optimizer.weight_decay': 1e-4},
-        'adam1e-3_wd0': {'optimizer.weight_decay': 0.0},
+        'adam1e-3': adam(1e-3, 1e-3),
+        'adam1e-4': adam(1e-4, 1e-3),
+        'adam1e-3_wd1e-2': adam(1e-3, 1e-2),
+        'adam1e-3_wd1e-4': adam(1e-3, 1e-4),
+        'adam1e-3_wd0': adam(1e-3, 0.0),
     }
   if arg:
     raise ValueError(f"unknown sweep argument {arg!r}; use 'baseline' or none")
