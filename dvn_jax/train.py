@@ -14,7 +14,6 @@ label vectors, F1). What differs is gathered in `Task`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
