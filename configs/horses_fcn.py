@@ -16,7 +16,8 @@ from configs import horses
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = horses.get_config(arg)
-  c.model = ml_collections.ConfigDict(dict(name='fcn'))
+  # skips: FCN-8s-style logits from every conv layer (False: FCN-32s).
+  c.model = ml_collections.ConfigDict(dict(name='fcn', skips=False))
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 1e-3
   c.num_train_steps = 3000 if arg != 'smoke' else c.num_train_steps

@@ -30,13 +30,16 @@ class ConvTower(nn.Module):
   kernel_size: int = 5
 
   @nn.compact
-  def __call__(self, inputs: Array) -> Array:
-    h = inputs
+  def __call__(self, inputs: Array, return_all: bool = False
+               ) -> Array | list[Array]:
+    """The last layer's activations, or every layer's with return_all."""
+    h, outputs = inputs, []
     for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
       h = nn.Conv(feat, (self.kernel_size, self.kernel_size),
                   strides=(stride, stride), padding='SAME', name=f'conv{i}')(h)
       h = nn.relu(h)
-    return h
+      outputs.append(h)
+    return outputs if return_all else h
 
 
 class SegmentationValueNet(nn.Module):
@@ -72,22 +75,32 @@ class FCN(nn.Module):
 
   Per-pixel class logits from a 1x1 convolution on the last conv layer,
   bilinearly upsampled to the input size (FCN-32s style; Long et al. 2015).
-  Takes `y` only to share the call signature; it is ignored.
+  With `skips`, each earlier layer adds its own 1x1-convolution logits at
+  its resolution on the way up (FCN-8s style). Takes `y` only to share the
+  call signature; it is ignored.
   """
 
   conv_features: Sequence[int] = (64, 128, 128)
   conv_strides: Sequence[int] = (1, 2, 2)
   kernel_size: int = 5
   num_classes: int = 1
+  skips: bool = False
 
   @nn.compact
   def __call__(self, x: Array, y: Array | None = None, *,
                train: bool = False) -> Array:
     """Returns per-pixel logits of shape (B, H, W, num_classes)."""
     del y, train
-    h = ConvTower(self.conv_features, self.conv_strides, self.kernel_size,
-                  name='tower')(2.0 * x - 1.0)
-    logits = nn.Conv(self.num_classes, (1, 1), name='classifier')(h)
+    layers = ConvTower(self.conv_features, self.conv_strides, self.kernel_size,
+                       name='tower')(2.0 * x - 1.0, return_all=True)
+    logits = nn.Conv(self.num_classes, (1, 1), name='classifier')(layers[-1])
+    if self.skips:
+      for i in reversed(range(len(layers) - 1)):
+        h = layers[i]
+        logits = jax.image.resize(logits, h.shape[:3] + (self.num_classes,),
+                                  method='bilinear')
+        logits = logits + nn.Conv(self.num_classes, (1, 1),
+                                  name=f'classifier{i}')(h)
     batch, height, width, _ = x.shape
     return jax.image.resize(logits, (batch, height, width, self.num_classes),
                             method='bilinear')

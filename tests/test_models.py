@@ -56,6 +56,21 @@ def test_fcn_shapes_share_the_conv_tower():
   assert params['tower']['conv2']['kernel'].shape == (5, 5, 128, 128)
 
 
+def test_fcn_skips_add_logits_from_every_conv_layer():
+  fcn = models.create_model('fcn', skips=True)
+  params = models.init_params(fcn, jax.random.key(0), 24)
+  assert params['classifier0']['kernel'].shape == (1, 1, 64, 1)
+  assert params['classifier1']['kernel'].shape == (1, 1, 128, 1)
+  x = jax.random.uniform(jax.random.key(1), (2, 24, 24, 3))
+  assert fcn.apply({'params': params}, x).shape == (2, 24, 24, 1)
+  # The full-resolution skip lets a single pixel change its own logit
+  # through a 1x1 path: zeroing classifier0 changes the output.
+  zeroed = jax.tree.map(lambda p: p, params)
+  zeroed['classifier0'] = jax.tree.map(jnp.zeros_like, params['classifier0'])
+  assert not jnp.allclose(fcn.apply({'params': params}, x),
+                          fcn.apply({'params': zeroed}, x))
+
+
 def test_unknown_model_is_a_config_error():
   with pytest.raises(ConfigError, match='unknown model'):
     models.create_model('resnet')
