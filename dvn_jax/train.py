@@ -276,8 +276,10 @@ def make_classifier_train_step(model: nn.Module,
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
-    rng_crop, rng_dropout = jax.random.split(rng)
-    x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
+    # Crops use `rng` itself, as before dropout existed here, so the FCN
+    # baseline still trains on the same crops.
+    rng_dropout = jax.random.fold_in(rng, 1)
+    x, y_star = batch_fn(rng, inputs[indices], targets[indices])
 
     def loss(params):
       logits = model.apply({'params': params}, x, train=True,
