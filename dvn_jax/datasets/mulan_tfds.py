@@ -69,7 +69,9 @@ class _MulanBuilder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _read_files(self, folder: str) -> dict[str, multilabel.MultiLabelSplit]:
-    raise NotImplementedError
+    """The train file ('trainval' of the loader) and the test file."""
+    splits = multilabel.LOADERS[self.dataset](folder)
+    return {'train': splits['trainval'], 'test': splits['test']}
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     try:
@@ -104,10 +106,6 @@ class BibtexBuilder(_MulanBuilder):
       'Unpack http://sourceforge.net/projects/mulan/files/datasets/bibtex.rar '
       'into the manual dir: bibtex-train.arff, bibtex-test.arff, bibtex.xml.')
 
-  def _read_files(self, folder):
-    splits = multilabel.load_bibtex(folder)
-    return {'train': splits['trainval'], 'test': splits['test']}
-
 
 class BookmarksBuilder(_MulanBuilder):
   """Bookmarks: Mulan's one file, split 60,000 / 27,856 (seed 0)."""
@@ -119,10 +117,6 @@ class BookmarksBuilder(_MulanBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Unpack http://sourceforge.net/projects/mulan/files/datasets/'
       'bookmarks.rar into the manual dir: bookmarks.arff, bookmarks.xml.')
-
-  def _read_files(self, folder):
-    splits = multilabel.load_bookmarks(folder)
-    return {'train': splits['trainval'], 'test': splits['test']}
 
 
 BUILDERS = {'bibtex': BibtexBuilder, 'bookmarks': BookmarksBuilder}

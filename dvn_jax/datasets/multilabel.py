@@ -99,14 +99,21 @@ def load_embedded(path: str) -> dict[str, MultiLabelSplit]:
 # --------------------------------------------------------------- splits ----
 
 
+def permuted_split(data: MultiLabelSplit, first_fraction: float,
+                   seed: int = 0) -> tuple[MultiLabelSplit, MultiLabelSplit]:
+  """Rows permuted with numpy seed `seed`; the first `first_fraction` of
+  them, and the rest."""
+  order = np.random.RandomState(seed).permutation(len(data))
+  cut = int(round(len(data) * first_fraction))
+  pick = lambda idx: MultiLabelSplit(data.features[idx], data.labels[idx])
+  return pick(order[:cut]), pick(order[cut:])
+
+
 def split_train_val(train: MultiLabelSplit, seed: int = 0,
                     val_fraction: float = VAL_FRACTION
                     ) -> tuple[MultiLabelSplit, MultiLabelSplit]:
   """The authors' held-out split: permutation(seed); last 5% is val."""
-  order = np.random.RandomState(seed).permutation(len(train))
-  cut = int(round(len(train) * (1 - val_fraction)))
-  pick = lambda idx: MultiLabelSplit(train.features[idx], train.labels[idx])
-  return pick(order[:cut]), pick(order[cut:])
+  return permuted_split(train, 1 - val_fraction, seed)
 
 
 def make_splits(train_file: MultiLabelSplit, test_file: MultiLabelSplit
@@ -191,10 +198,7 @@ def load_bookmarks(path: str) -> dict[str, MultiLabelSplit]:
     return make_splits(tfds_files['train'], tfds_files['test'])
   arff_path, xml = _mulan_files(path, 'bookmarks', ('.arff', '.xml'))
   data = _as_split(arff.read_arff(arff_path, arff.read_label_names(xml)))
-  order = np.random.RandomState(0).permutation(len(data))
-  cut = int(round(len(data) * BOOKMARKS_TRAIN_FRACTION))
-  pick = lambda idx: MultiLabelSplit(data.features[idx], data.labels[idx])
-  return make_splits(pick(order[:cut]), pick(order[cut:]))
+  return make_splits(*permuted_split(data, BOOKMARKS_TRAIN_FRACTION))
 
 
 LOADERS = {'bibtex': load_bibtex, 'bookmarks': load_bookmarks}
