@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
 from dvn_jax import input_pipeline
@@ -106,3 +108,96 @@ def evaluate_multilabel(predict_fn: Callable[[np.ndarray], np.ndarray],
   """Example-averaged F1 of thresholded label scores predicted for a split."""
   scores = predict_in_batches(predict_fn, features, batch_size)
   return multilabel_metrics(scores >= threshold, labels)
+
+
+# ------------------------------------------------- K-class segmentation ----
+
+
+def pixel_accuracy(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+  """Fraction of pixels whose class is right, per image: (N, ...) -> (N,)."""
+  pred = pred.reshape(len(pred), -1)
+  truth = truth.reshape(len(truth), -1)
+  return (pred == truth).mean(axis=1)
+
+
+def superpixel_votes(pred: np.ndarray, superpixels: np.ndarray,
+                     num_superpixels: int, num_classes: int) -> np.ndarray:
+  """Pixel votes (S, K): how many pixels of superpixel s are predicted k.
+
+  pred and superpixels are (H, W) int maps of one image, superpixel ids in
+  0..S-1.
+  """
+  index = superpixels.astype(np.int64).ravel() * num_classes + pred.ravel()
+  votes = np.bincount(index, minlength=num_superpixels * num_classes)
+  return votes.reshape(num_superpixels, num_classes)
+
+
+def superpixel_accuracy(preds: np.ndarray, superpixels: np.ndarray,
+                        superpixel_labels: np.ndarray, num_classes: int
+                        ) -> dict[str, float]:
+  """Superpixel accuracy of full-size pixel labels (Tsogkas et al. 2015), %.
+
+  Each superpixel takes the class most of its pixels are predicted as (ties:
+  the lowest class index) and is scored against its ground-truth label.
+  Superpixels with no pixel in the map are left out.
+
+  Args:
+    preds: (N, H, W) predicted classes.
+    superpixels: (N, H, W) superpixel ids.
+    superpixel_labels: (N, S_max) ground-truth class per superpixel, padded
+      with -1 past each image's number of superpixels.
+    num_classes: K.
+
+  Returns:
+    'superpixel_accuracy': correct superpixels / all superpixels of the
+    split (pooled, the headline number); 'mean_superpixel_accuracy': the
+    mean over images of each image's accuracy.
+  """
+  correct, total, per_image = 0, 0, []
+  for pred, sp, labels in zip(preds, superpixels, superpixel_labels):
+    labels = labels[labels >= 0]
+    votes = superpixel_votes(pred, sp, len(labels), num_classes)
+    present = votes.sum(axis=1) > 0
+    right = (votes.argmax(axis=1) == labels) & present
+    correct += int(right.sum())
+    total += int(present.sum())
+    per_image.append(right.sum() / max(present.sum(), 1))
+  return {'superpixel_accuracy': 100.0 * correct / max(total, 1),
+          'mean_superpixel_accuracy': 100.0 * float(np.mean(per_image))}
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _resize_bilinear(soft: np.ndarray, size: tuple[int, int]) -> jax.Array:
+  return jax.image.resize(soft, soft.shape[:1] + size + soft.shape[-1:],
+                          method='bilinear')
+
+
+def full_size_classes(soft: np.ndarray, size: tuple[int, int],
+                      batch_size: int = 32) -> np.ndarray:
+  """Class maps (N, H, W) from soft masks (N, h, w, K): the class
+  probabilities are resized bilinearly to (H, W), then argmax per pixel."""
+  out = []
+  for i in range(0, len(soft), batch_size):
+    full = _resize_bilinear(np.asarray(soft[i:i + batch_size], np.float32),
+                            tuple(size))
+    out.append(np.asarray(full.argmax(axis=-1), np.uint8))
+  return np.concatenate(out)
+
+
+def evaluate_multiclass(predict_fn: Callable[[np.ndarray], np.ndarray],
+                        split, batch_size: int) -> dict[str, float]:
+  """Superpixel and pixel accuracy (%) of K-class masks predicted for a split.
+
+  `split` has images (N, h, w, 3), masks (N, h, w) class ids at the
+  network's size, and full-size superpixels (N, H, W) and
+  superpixel_labels (N, S_max). The soft masks are scored at (h, w) for
+  pixel accuracy and, resized to (H, W), for superpixel accuracy.
+  """
+  soft = predict_in_batches(predict_fn, split.images, batch_size)
+  num_classes = soft.shape[-1]
+  metrics = superpixel_accuracy(
+      full_size_classes(soft, split.superpixels.shape[1:3]),
+      split.superpixels, split.superpixel_labels, num_classes)
+  metrics['pixel_accuracy'] = 100.0 * float(
+      pixel_accuracy(soft.argmax(axis=-1), split.masks).mean())
+  return metrics

@@ -1,6 +1,10 @@
 """Gradient-based inference in y (paper Sec. 3.1, Eq. 8) and crop handling.
 
-    y(t+1) = P_Y( y(t) + eta * d/dy v(x, y(t); theta) ),    y(0) = 0,
+    y(t+1) = P_Y( y(t) + eta * d/dy v(x, y(t); theta) ),    y(0) = P_Y(0),
+
+P_Y is the box [0, 1]^M (binary segmentation, multi-label) or the
+per-pixel probability simplex (K-class segmentation); P_Y(0) is 0 for the
+box and the uniform distribution for the simplex.
 
 unrolled with `jax.lax.scan` for a static number of steps. Nothing here is
 jit-compiled by itself: callers close over the value network and jit the
@@ -40,7 +44,29 @@ def project_box(y: Array) -> Array:
   return jnp.clip(y, 0.0, 1.0)
 
 
-PROJECTIONS: dict[str, Projection] = {'box': project_box}
+def project_simplex(y: Array) -> Array:
+  """Euclidean projection of each vector along the last axis onto the simplex.
+
+  The probability simplex {p : p_k >= 0, sum_k p_k = 1}, one per pixel for
+  K-class segmentation. Exact, by the sort-based algorithm (Held et al. 1974;
+  Duchi et al. 2008): with u sorted in decreasing order and
+  rho = max{j : u_j + (1 - sum_{i<=j} u_i) / j > 0}, the projection is
+  max(y - theta, 0) with theta = (sum_{i<=rho} u_i - 1) / rho. O(K log K)
+  per vector; for K = 3 that is a handful of operations per pixel.
+  """
+  y = jnp.asarray(y, jnp.float32)
+  k = y.shape[-1]
+  u = -jnp.sort(-y, axis=-1)
+  cumulative = jnp.cumsum(u, axis=-1)
+  j = jnp.arange(1, k + 1, dtype=y.dtype)
+  positive = u + (1.0 - cumulative) / j > 0   # true for j = 1 .. rho
+  rho = jnp.sum(positive, axis=-1, keepdims=True)
+  theta = (jnp.take_along_axis(cumulative, rho - 1, axis=-1) - 1.0) / rho
+  return jnp.maximum(y - theta, 0.0)
+
+
+PROJECTIONS: dict[str, Projection] = {'box': project_box,
+                                      'simplex': project_simplex}
 
 
 def get_projection(name: str) -> Projection:
@@ -220,7 +246,7 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
     values = objective_from_logits(logit_fn(x_crops, y_crops), spec.ascend)
     return values.reshape(batch, num_crops).sum(axis=1)
 
-  y0 = jnp.zeros((batch, image_size, image_size, num_classes), jnp.float32)
+  y0 = start_point((batch, image_size, image_size, num_classes), spec)
   scale = jnp.asarray(1.0 / coverage, jnp.float32)[None, :, :, None]
   return gradient_ascent(objective, y0, spec, gradient_scale=scale,
                          return_trajectory=return_trajectory)
@@ -234,7 +260,7 @@ def infer_averaged(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
   x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
-  y0 = jnp.zeros(x_crops.shape[:-1] + (num_classes,), jnp.float32)
+  y0 = start_point(x_crops.shape[:-1] + (num_classes,), spec)
   y_crops, trajectory = infer(logit_fn, x_crops, y0, spec, return_trajectory)
 
   def to_image(flat_crops):
@@ -260,3 +286,14 @@ def infer_full_image(logit_fn: LogitFn, images: Array, *, crop_size: int,
   offsets = crop_offsets(images.shape[1], crop_size, num_crops)
   return COMBINERS[combine](logit_fn, images, offsets, crop_size, num_classes,
                             spec, return_trajectory)
+
+
+def start_point(shape: tuple[int, ...], spec: AscentSpec) -> Array:
+  """y(0): the projection of y = 0 onto the output set (paper Sec. 3.1).
+
+  For the box [0, 1]^M that is 0 itself (the paper's start). For the
+  per-pixel simplex it is the uniform distribution 1/K: the feasible point
+  nearest to "no class", which favours no class, and where dv/dy is
+  informative for every class.
+  """
+  return get_projection(spec.projection)(jnp.zeros(shape, jnp.float32))

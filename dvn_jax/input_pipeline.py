@@ -20,9 +20,15 @@ def images_to_float(images: np.ndarray | Array) -> Array:
   return jnp.asarray(images, jnp.float32) / 255.0
 
 
-def masks_to_float(masks: np.ndarray | Array) -> Array:
-  """{0,1} masks (N, H, W) -> float32 (N, H, W, 1)."""
-  return jnp.asarray(masks, jnp.float32)[..., None]
+def masks_to_float(masks: np.ndarray | Array, num_classes: int = 1) -> Array:
+  """Masks (N, H, W) -> float32 (N, H, W, K).
+
+  Binary {0, 1} masks (num_classes=1) keep one foreground channel; class
+  ids 0..K-1 (num_classes=K > 1) become one-hot vectors.
+  """
+  if num_classes == 1:
+    return jnp.asarray(masks, jnp.float32)[..., None]
+  return jax.nn.one_hot(jnp.asarray(masks), num_classes, dtype=jnp.float32)
 
 
 def batch_indices(seed: int, step: int, num_examples: int,

@@ -7,9 +7,10 @@ optimizer step -> metrics, checkpoints. `evaluate_checkpoint` restores a
 workdir's latest checkpoint and scores a split. No ConfigDict enters a
 jitted function: configs are turned into hashable specs and closed over.
 
-Two tasks share the loop (`config.task`): 'segmentation' (horses: images
-and masks, crops, IoU) and 'multilabel' (Bibtex, Bookmarks: feature and
-label vectors, F1). What differs is gathered in `Task`.
+Two tasks share the loop (`config.task`): 'segmentation' (images and
+masks, crops; binary horses scored by IoU, 3-class faces by superpixel
+accuracy) and 'multilabel' (Bibtex, Bookmarks: feature and label vectors,
+F1).
 """
 
 from __future__ import annotations
@@ -41,12 +42,19 @@ from dvn_jax import tuples
 from dvn_jax import writers
 from dvn_jax.datasets import horses
 from dvn_jax.datasets import multilabel
+from dvn_jax.datasets import part_labels
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
 Array = jax.Array
-NUM_CLASSES = 1  # binary segmentation: one foreground channel
 TASKS = ('segmentation', 'multilabel')
+# config.data.name -> (loader of all splits from config.data.path, the
+# number of mask channels it needs: 1 foreground channel for binary masks).
+SEGMENTATION_DATA = {
+    'weizmann_horses': (lambda path: horses.load_weizmann_horses(path or None),
+                        1),
+    'lfw_part_labels': (part_labels.load_part_labels, part_labels.NUM_CLASSES),
+}
 
 
 class TrainingDivergedError(DvnError):
@@ -66,6 +74,19 @@ def task_name(config: ml_collections.ConfigDict) -> str:
   name = config.get('task', 'segmentation')
   if name not in TASKS:
     raise ConfigError(f'unknown task {name!r}; choose one of {list(TASKS)}')
+  return name
+
+
+def num_classes(config: ml_collections.ConfigDict) -> int:
+  """Mask channels K of a segmentation config: 1 (binary) or the classes."""
+  return config.get('num_classes', 1)
+
+
+def segmentation_data_name(config: ml_collections.ConfigDict) -> str:
+  name = config.data.get('name', 'weizmann_horses')
+  if name not in SEGMENTATION_DATA:
+    raise ConfigError(f'unknown data.name {name!r} for segmentation; choose '
+                      f'one of {sorted(SEGMENTATION_DATA)}')
   return name
 
 
@@ -105,6 +126,18 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if segmentation:
     inference.crop_offsets(config.image_size, config.crop_size,
                            config.eval.num_crops)
+    data_name = segmentation_data_name(config)
+    expected = SEGMENTATION_DATA[data_name][1]
+    if num_classes(config) != expected:
+      raise ConfigError(f'bad config: num_classes is {num_classes(config)} '
+                        f'but {data_name} masks have {expected} channel(s); '
+                        f'set --config.num_classes={expected}')
+    if (config.model.name == 'fcn' and
+        config.model.get('num_classes', 1) != expected):
+      raise ConfigError(f'bad config: the FCN predicts '
+                        f'{config.model.get("num_classes", 1)} channel(s) but '
+                        f'{data_name} masks have {expected}; set '
+                        f'--config.model.num_classes={expected}')
 
 
 def ascent_spec_from_config(cfg: ml_collections.ConfigDict
@@ -181,7 +214,8 @@ def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
                       rng: Array) -> Any:
   """Initial parameters for one training input and output of the task."""
   if task_name(config) == 'segmentation':
-    return models.init_params(model, rng, config.crop_size, NUM_CLASSES)
+    return models.init_params(model, rng, config.crop_size,
+                              num_classes(config))
   return models.init_params_for_shapes(model, rng, (config.data.num_features,),
                                        (config.model.num_labels,))
 
@@ -269,10 +303,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
 def make_classifier_train_step(model: nn.Module,
                                tx: optax.GradientTransformation,
                                config: ml_collections.ConfigDict) -> Callable:
-  """Per-output sigmoid cross-entropy: the FCN (per pixel, on random crops)
-  and the multi-label baselines (per label)."""
+  """Per-output cross-entropy: the FCN (per pixel, on random crops; sigmoid
+  for binary masks, softmax over K classes) and the multi-label baselines
+  (sigmoid per label)."""
   base_key = jax.random.key(config.seed)
   batch_fn = make_batch_fn(config)
+  multiclass = task_name(config) == 'segmentation' and num_classes(config) > 1
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -284,6 +320,8 @@ def make_classifier_train_step(model: nn.Module,
     def loss(params):
       logits = model.apply({'params': params}, x, train=True,
                            rngs={'dropout': rng_dropout})
+      if multiclass:
+        return optax.softmax_cross_entropy(logits, y_star).mean()
       return optax.sigmoid_binary_cross_entropy(logits, y_star).mean()
 
     loss_value, grads = jax.value_and_grad(loss)(state.params)
@@ -301,11 +339,12 @@ def make_classifier_train_step(model: nn.Module,
 
 def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
                     return_trajectory: bool = False) -> Callable:
-  """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, 1).
+  """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, K).
 
-  With return_trajectory (value nets only) it returns (masks, trajectory of
-  shape (T + 1, B, H, W, 1)). For multi-label: (params, features (B, D)) ->
-  label scores (B, L) in [0, 1].
+  K = 1 (foreground probability) for binary masks, K class probabilities
+  otherwise. With return_trajectory (value nets only) it returns (masks,
+  trajectory of shape (T + 1, B, H, W, K)). For multi-label: (params,
+  features (B, D)) -> label scores (B, L) in [0, 1].
   """
   if task_name(config) == 'multilabel':
     return make_multilabel_predict_fn(model, config)
@@ -318,7 +357,9 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
       crops = inference.extract_crops(input_pipeline.images_to_float(images),
                                       offsets, config.crop_size)
       flat = crops.reshape((-1,) + crops.shape[2:])
-      probs = jax.nn.sigmoid(model.apply({'params': params}, flat))
+      logits = model.apply({'params': params}, flat)
+      probs = (jax.nn.softmax(logits) if logits.shape[-1] > 1 else
+               jax.nn.sigmoid(logits))
       probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
       return inference.average_crops(probs, offsets, config.image_size)
     return jax.jit(predict)
@@ -329,7 +370,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
     masks, trajectory = inference.infer_full_image(
         bind_logit_fn(model, params), input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
-        combine=eval_cfg.combine, num_classes=NUM_CLASSES, spec=spec,
+        combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
         return_trajectory=return_trajectory)
     return (masks, trajectory) if return_trajectory else masks
 
@@ -347,7 +388,7 @@ def make_multilabel_predict_fn(model: nn.Module,
   num_labels = config.model.num_labels
 
   def predict(params, x):
-    y0 = jnp.zeros((x.shape[0], num_labels), jnp.float32)
+    y0 = inference.start_point((x.shape[0], num_labels), spec)
     return inference.infer(bind_logit_fn(model, params), x, y0, spec)[0]
 
   return jax.jit(predict)
@@ -355,7 +396,11 @@ def make_multilabel_predict_fn(model: nn.Module,
 
 def evaluate_split(predict_fn: Callable, params: Any, split: Any,
                    config: ml_collections.ConfigDict) -> dict[str, float]:
-  """Mean and global IoU (segmentation) or example-averaged F1, in %."""
+  """Mean and global IoU (binary segmentation), superpixel and pixel
+  accuracy (K classes) or example-averaged F1 (multi-label), in %."""
+  if isinstance(split, part_labels.PartLabelsSplit):
+    return evaluate.evaluate_multiclass(functools.partial(predict_fn, params),
+                                        split, config.eval.batch_size)
   if isinstance(split, multilabel.MultiLabelSplit):
     return evaluate.evaluate_multilabel(
         functools.partial(predict_fn, params), split.features, split.labels,
@@ -367,6 +412,9 @@ def evaluate_split(predict_fn: Callable, params: Any, split: Any,
 
 def format_metrics(metrics: dict[str, float]) -> str:
   """The headline numbers of an evaluation, for one printed line."""
+  if 'superpixel_accuracy' in metrics:
+    return (f'superpixel accuracy {metrics["superpixel_accuracy"]:.2f}, '
+            f'pixel accuracy {metrics["pixel_accuracy"]:.2f}')
   if 'f1' in metrics:
     return (f'F1 {metrics["f1"]:.2f} (precision {metrics["precision"]:.2f}, '
             f'recall {metrics["recall"]:.2f})')
@@ -385,7 +433,8 @@ def load_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
   whichever split it was trained on.
   """
   if task_name(config) == 'segmentation':
-    return horses.load_weizmann_horses(config.data.path or None)
+    loader, _ = SEGMENTATION_DATA[segmentation_data_name(config)]
+    return loader(config.data.path)
   name = config.data.name
   if name not in multilabel.LOADERS:
     raise ConfigError(f'unknown data.name {name!r}; choose one of '
@@ -406,8 +455,10 @@ def train_arrays(split: Any) -> tuple[Array, Array]:
   if isinstance(split, multilabel.MultiLabelSplit):
     return (jnp.asarray(split.features, jnp.float32),
             jnp.asarray(split.labels, jnp.float32))
+  channels = (part_labels.NUM_CLASSES
+              if isinstance(split, part_labels.PartLabelsSplit) else 1)
   return (input_pipeline.images_to_float(split.images),
-          input_pipeline.masks_to_float(split.masks))
+          input_pipeline.masks_to_float(split.masks, channels))
 
 
 def get_split(data: dict[str, Any], name: str, field: str) -> Any:

@@ -123,14 +123,14 @@ def ground_truth_outputs(y_star: Array) -> Array:
 
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
                       y_star: Array, spec: TupleSpec) -> Array:
-  """Points on the inference trajectory from y(0) = 0 (Sec. 3.3, Inference).
+  """Points on the inference trajectory from y(0) = P(0) (Sec. 3.3, Inference).
 
   Returns (B * inference_points, ...) outputs, trajectory-major: with
   'random' picking, each trajectory gives `inference_points` distinct steps
   drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
   of the outputs (its values are not used).
   """
-  y0 = jnp.zeros(y_star.shape, jnp.float32)
+  y0 = inference.start_point(y_star.shape, spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random')
@@ -179,7 +179,13 @@ def stratified_outputs(rng: Array, y_star: Array, spec: TupleSpec) -> Array:
   which some a in [0, P] reaches v, solve for a (rounded), and flip a random
   a foreground and b background pixels. tau -> 0 gives y*; the returned
   tuples carry the exact oracle value of the mask drawn, not the target.
+
+  K-class masks (one-hot y*, K > 1, pixel-accuracy oracle): a mask with
+  value v differs from y* in round((1 - v) M) of its M pixels; we draw that
+  many pixels uniformly and give each a uniformly drawn wrong class.
   """
+  if y_star.shape[-1] > 1:
+    return _stratified_multiclass(rng, y_star, spec)
   rng_v, rng_b, rng_fg, rng_bg = jax.random.split(rng, 4)
   batch = y_star.shape[0]
   fg = (y_star > 0.5).reshape(batch, -1)
@@ -204,6 +210,24 @@ def stratified_outputs(rng: Array, y_star: Array, spec: TupleSpec) -> Array:
   return y.reshape(y_star.shape).astype(jnp.float32)
 
 
+def _stratified_multiclass(rng: Array, y_star: Array, spec: TupleSpec
+                           ) -> Array:
+  """`stratified_outputs` for one-hot K-class masks (B, ..., K)."""
+  if spec.oracle != 'pixel_accuracy':
+    raise ConfigError('stratified tuples of K-class masks need '
+                      f"oracle='pixel_accuracy', got {spec.oracle!r}")
+  rng_v, rng_pixels, rng_class = jax.random.split(rng, 3)
+  batch, num_classes = y_star.shape[0], y_star.shape[-1]
+  truth = jnp.argmax(y_star, axis=-1).reshape(batch, -1)
+  num_pixels = truth.shape[1]
+  v = sample_stratified_values(rng_v, (batch,), spec.temperature)
+  wrong = jnp.round((1.0 - v) * num_pixels).astype(jnp.int32)
+  change = _flip_random_subset(rng_pixels, jnp.ones_like(truth, bool), wrong)
+  shift = jax.random.randint(rng_class, truth.shape, 1, num_classes)
+  labels = jnp.where(change, (truth + shift) % num_classes, truth)
+  return jax.nn.one_hot(labels, num_classes).reshape(y_star.shape)
+
+
 def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
                         y_star: Array, spec: TupleSpec) -> Array:
   """Gradient ascent on the regression loss w.r.t. y (Sec. 3.3, Adversarial).
@@ -217,10 +241,11 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   if start == 'ground_truth':
     y0 = y_star
   elif start == 'zeros':
-    y0 = jnp.zeros_like(y_star)
+    y0 = inference.start_point(y_star.shape, spec.adversarial_ascent)
   elif start == 'ground_truth_or_zeros':   # each example: a fair coin
     coin = jax.random.bernoulli(rng, 0.5, (y_star.shape[0],))
-    y0 = jnp.where(coin.reshape((-1,) + (1,) * (y_star.ndim - 1)), y_star, 0.0)
+    y0 = jnp.where(coin.reshape((-1,) + (1,) * (y_star.ndim - 1)), y_star,
+                   inference.start_point(y_star.shape, spec.adversarial_ascent))
   elif start == 'inference':
     y0 = inference_outputs(rng, logit_fn, x, y_star, spec)
   else:
