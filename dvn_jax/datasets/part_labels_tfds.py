@@ -82,6 +82,13 @@ class PartLabelsBuilder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.'}
   image_size = part_labels.IMAGE_SIZE
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      'Optional: without a manual dir the official files are downloaded. To '
+      'use local copies, unpack lfw-funneled.tgz, '
+      'parts_lfw_funneled_gt_images.tgz, '
+      'parts_lfw_funneled_superpixels_mat.tgz and parts_lfw_funneled_gt.tgz '
+      'and put parts_train.txt, parts_validation.txt and parts_test.txt '
+      f'beside them (all from {part_labels.HOMEPAGE}).')
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = self.image_size
