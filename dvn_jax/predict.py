@@ -8,6 +8,9 @@ Each image (any size, any mode PIL reads: JPEG, PNG, ...) is resized to the
 model's 32x32, segmented with the config's test-time inference (crops,
 joint inference or mask averaging), and the soft mask is resized back to the
 image's size and thresholded: `<output_dir>/<name>_mask.png`, 0 or 255.
+Models with K = 3 classes (configs/lfw.py) write each pixel's argmax class as
+an RGB PNG in the colours of the LFW Part Labels label images: red = hair,
+green = face, blue = background.
 """
 
 from __future__ import annotations
@@ -62,11 +65,19 @@ def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def segment(predict_fn, params, image: np.ndarray, image_size: int,
             threshold: float) -> np.ndarray:
-  """Binary mask (H, W) uint8 {0, 255} at the image's own size."""
+  """The mask at the image's own size: binary (H, W) uint8 {0, 255}, or
+  for K = 3 classes (H, W, 3) uint8 with class k's channel at 255."""
   small = resize(image, (image_size, image_size))
-  soft = np.asarray(predict_fn(params, small[None]))[0, ..., 0]
-  full = resize(soft, image.shape[:2])
-  return np.where(full >= threshold, 255, 0).astype(np.uint8)
+  soft = np.asarray(predict_fn(params, small[None]))[0]
+  if soft.shape[-1] == 1:
+    full = resize(soft[..., 0], image.shape[:2])
+    return np.where(full >= threshold, 255, 0).astype(np.uint8)
+  if soft.shape[-1] != 3:
+    raise DataError(f'cannot draw {soft.shape[-1]} classes as a PNG; '
+                    'only 1 (binary) or 3 (RGB)')
+  full = np.stack([resize(soft[..., k], image.shape[:2]) for k in range(3)],
+                  axis=-1)
+  return (np.eye(3, dtype=np.uint8) * 255)[full.argmax(axis=-1)]
 
 
 def predict_files(config, workdir: str | None, paths: Sequence[str],
@@ -84,7 +95,7 @@ def predict_files(config, workdir: str | None, paths: Sequence[str],
     mask = segment(predict_fn, params, image, config.image_size,
                    config.eval.threshold)
     target = out / f'{pathlib.Path(path).stem}_mask.png'
-    Image.fromarray(mask, mode='L').save(target)
+    Image.fromarray(mask).save(target)
     written.append(target)
   return written
 

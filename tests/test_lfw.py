@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from dvn_jax import evaluate
 from dvn_jax import inference
@@ -290,6 +291,17 @@ def test_lfw_configs_train_and_evaluate_on_the_fixture(lfw_dir, tmp_path,
   result = run_main(*args, '--mode=evaluate', '--split=test')
   assert result.returncode == 0, result.stderr[-2000:]
   assert 'test: superpixel accuracy ' in result.stdout
+  # The trained model segments a user's image into an RGB class map.
+  face = next((lfw_dir / 'lfw_funneled').glob('*/*.jpg'))
+  result = subprocess.run(
+      [sys.executable, '-m', 'dvn_jax.predict', f'--config={config}',
+       f'--workdir={tmp_path}', f'--output_dir={tmp_path / "masks"}',
+       str(face)], capture_output=True, text=True, timeout=300, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-2000:]
+  mask = np.asarray(Image.open(tmp_path / 'masks' / f'{face.stem}_mask.png'))
+  assert mask.shape == (250, 250, 3)
+  assert set(np.unique(mask.reshape(-1, 3), axis=0).sum(axis=1)) == {255}
 
 
 def test_lfw_without_data_and_wrong_classes_are_one_line(tmp_path):
