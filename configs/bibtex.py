@@ -33,6 +33,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = 'multilabel'
   c.seed = 0
+  # Data-parallel devices: 0 = every device of every host (the batch is split
+  # over them; batch_size must be a multiple of their number).
+  c.num_devices = 0
   c.data = ml_collections.ConfigDict(dict(
       name='bibtex', path='', num_features=1836, train_split='train',
       eval_split='val'))

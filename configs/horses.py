@@ -35,6 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The paper's setup; `arg='smoke'` shrinks it to run in seconds."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  # Data-parallel devices: 0 = every device of every host (the batch is split
+  # over them; batch_size must be a multiple of their number).
+  c.num_devices = 0
   # '' = the 32x32 CHOPPS data embedded in the package; or a path to an npz
   # in the same format, or a TFDS data_dir with weizmann_horses_32x32.
   c.data = ml_collections.ConfigDict(dict(

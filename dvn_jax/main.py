@@ -3,6 +3,12 @@
   python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses
   python -m dvn_jax.main --config=configs/horses.py --workdir=/tmp/horses \
       --mode=evaluate
+
+Training and evaluation are data parallel over every device of every process
+(dvn_jax/parallel.py). Under SLURM, Open MPI or on a Cloud TPU pod slice,
+start one process per host (or per GPU) with the same command; JAX finds the
+others. Elsewhere, pass --coordinator_address=HOST:PORT --num_processes=N
+--process_id=I to each process (launch/ has examples).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from dvn_jax import cli
+from dvn_jax import parallel
 from dvn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -30,6 +37,13 @@ _PARAMS = flags.DEFINE_string(
     'params', None, 'A parameter file (.npz) to evaluate or to export to.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
                            'Storage type of --mode=export.')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None,
+    'Multi-process runs outside SLURM/MPI/Cloud TPU: HOST:PORT of process 0.')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None, 'With --coordinator_address: how many processes.')
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None, 'With --coordinator_address: this process, 0..N-1.')
 flags.mark_flags_as_required(['config'])
 
 
@@ -37,6 +51,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   cli.quiet_library_logs()
+  if _COORDINATOR.value and (_NUM_PROCESSES.value is None or
+                             _PROCESS_ID.value is None):
+    cli.fail('--coordinator_address needs --num_processes and --process_id')
+  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                  _PROCESS_ID.value)
   logging.info('JAX %s, process %d/%d, devices: %s', jax.__version__,
                jax.process_index(), jax.process_count(), jax.devices())
   if _WORKDIR.value is None and not (_MODE.value == 'evaluate'
@@ -57,7 +76,7 @@ def main(argv):
                           _DTYPE.value)
       print(f'wrote {_PARAMS.value}')
       return
-  if metrics:
+  if metrics and jax.process_index() == 0:
     print(f'{split}: {train.format_metrics(metrics)}')
 
 

@@ -38,6 +38,7 @@ from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
+from dvn_jax import parallel
 from dvn_jax import tuples
 from dvn_jax import writers
 from dvn_jax.datasets import horses
@@ -254,16 +255,29 @@ def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
       rng, images, masks, crop_size, flip)
 
 
+def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None
+                   ) -> Callable:
+  """jit with the state donated; on a mesh, everything replicated but the
+  batch indices, which are split over the devices (parallel.py)."""
+  if mesh is None:
+    return jax.jit(train_step, donate_argnums=(0,))
+  rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  return jax.jit(train_step, in_shardings=(rep, rep, rep, batch),
+                 out_shardings=(rep, rep), donate_argnums=(0,))
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
-                    config: ml_collections.ConfigDict) -> Callable:
+                    config: ml_collections.ConfigDict,
+                    mesh: jax.sharding.Mesh | None = None) -> Callable:
   """jit(train_step)(state, inputs, targets, indices) -> (state, metrics).
 
   inputs and targets are the whole training set as float32 on the device
-  (images (N, H, W, 3) and masks (N, H, W, 1), or features (N, D) and labels
-  (N, L)); indices (B,) pick the batch.
+  (images (N, H, W, 3) and masks (N, H, W, K), or features (N, D) and labels
+  (N, L)); indices (B,) pick the batch. With a mesh, the step is data
+  parallel over its devices (parallel.py).
   """
   if config.model.name in models.CLASSIFIERS:
-    return make_classifier_train_step(model, tx, config)
+    return make_classifier_train_step(model, tx, config, mesh)
   spec = tuple_spec_from_config(config)
   batch_fn = make_batch_fn(config)
   loss_fn = losses.get_loss(config.loss)
@@ -297,12 +311,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       start += size
     return TrainState(state.step + 1, params, opt_state), metrics
 
-  return jax.jit(train_step, donate_argnums=(0,))
+  return jit_train_step(train_step, mesh)
 
 
 def make_classifier_train_step(model: nn.Module,
                                tx: optax.GradientTransformation,
-                               config: ml_collections.ConfigDict) -> Callable:
+                               config: ml_collections.ConfigDict,
+                               mesh: jax.sharding.Mesh | None = None
+                               ) -> Callable:
   """Per-output cross-entropy: the FCN (per pixel, on random crops; sigmoid
   for binary masks, softmax over K classes) and the multi-label baselines
   (sigmoid per label)."""
@@ -331,23 +347,33 @@ def make_classifier_train_step(model: nn.Module,
                'param_norm': optax.tree.norm(params)}
     return TrainState(state.step + 1, params, opt_state), metrics
 
-  return jax.jit(train_step, donate_argnums=(0,))
+  return jit_train_step(train_step, mesh)
 
 
 # -------------------------------------------------------------- predict ----
 
 
+def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None
+                    ) -> Callable:
+  """jit, or on a mesh: the batch split over its devices, a host result."""
+  if mesh is None:
+    return jax.jit(predict)
+  return parallel.sharded_batch_fn(predict, mesh)
+
+
 def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
-                    return_trajectory: bool = False) -> Callable:
+                    return_trajectory: bool = False,
+                    mesh: jax.sharding.Mesh | None = None) -> Callable:
   """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, K).
 
   K = 1 (foreground probability) for binary masks, K class probabilities
   otherwise. With return_trajectory (value nets only) it returns (masks,
   trajectory of shape (T + 1, B, H, W, K)). For multi-label: (params,
-  features (B, D)) -> label scores (B, L) in [0, 1].
+  features (B, D)) -> label scores (B, L) in [0, 1]. With a mesh
+  (not with return_trajectory) the batch is split over its devices.
   """
   if task_name(config) == 'multilabel':
-    return make_multilabel_predict_fn(model, config)
+    return make_multilabel_predict_fn(model, config, mesh)
   eval_cfg = config.eval
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    eval_cfg.num_crops)
@@ -362,7 +388,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
                jax.nn.sigmoid(logits))
       probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
       return inference.average_crops(probs, offsets, config.image_size)
-    return jax.jit(predict)
+    return compile_predict(predict, mesh)
 
   spec = ascent_spec_from_config(eval_cfg.inference)
 
@@ -374,16 +400,18 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
         return_trajectory=return_trajectory)
     return (masks, trajectory) if return_trajectory else masks
 
-  return jax.jit(predict)
+  return compile_predict(predict, None if return_trajectory else mesh)
 
 
 def make_multilabel_predict_fn(model: nn.Module,
-                               config: ml_collections.ConfigDict) -> Callable:
+                               config: ml_collections.ConfigDict,
+                               mesh: jax.sharding.Mesh | None = None
+                               ) -> Callable:
   """Label scores: the classifier's sigmoid, or the value net's gradient
   ascent from y = 0 (Eq. 8) with config.eval.inference."""
   if config.model.name in models.CLASSIFIERS:
-    return jax.jit(lambda params, x: jax.nn.sigmoid(
-        model.apply({'params': params}, x)))
+    return compile_predict(lambda params, x: jax.nn.sigmoid(
+        model.apply({'params': params}, x)), mesh)
   spec = ascent_spec_from_config(config.eval.inference)
   num_labels = config.model.num_labels
 
@@ -391,7 +419,7 @@ def make_multilabel_predict_fn(model: nn.Module,
     y0 = inference.start_point((x.shape[0], num_labels), spec)
     return inference.infer(bind_logit_fn(model, params), x, y0, spec)[0]
 
-  return jax.jit(predict)
+  return compile_predict(predict, mesh)
 
 
 def evaluate_split(predict_fn: Callable, params: Any, split: Any,
@@ -471,7 +499,7 @@ def get_split(data: dict[str, Any], name: str, field: str) -> Any:
 def prepare_workdir(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, '.write_test')
+    probe = os.path.join(workdir, f'.write_test.{jax.process_index()}')
     with open(probe, 'w') as f:
       f.write('ok')
     os.remove(probe)
@@ -507,11 +535,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
-  inputs, targets = train_arrays(train_split)
+  mesh = parallel.make_mesh(config.get('num_devices', 0))
+  parallel.check_divisible(config.batch_size, mesh, 'batch_size')
+  replicated = parallel.replicated(mesh)
+  inputs, targets = (parallel.put(a, replicated)
+                     for a in train_arrays(train_split))
 
   model = create_model(config)
   tx = make_optimizer(config.optimizer, config.num_train_steps)
-  state = create_state(model, tx, config)
+  state = parallel.put_tree(create_state(model, tx, config), replicated)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep)
   restored = checkpoints.restore_latest(manager, state)
   if restored is not None:
@@ -519,7 +551,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info('Resumed from the checkpoint at step %d in %s',
                  int(state.step), manager.directory)
   elif config.init_from:
-    state = warm_start_state(state, tx, config.init_from)
+    state = parallel.put_tree(warm_start_state(state, tx, config.init_from),
+                              replicated)
   is_main = jax.process_index() == 0
   if is_main:
     write_config(config, workdir)
@@ -527,16 +560,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                parameter_overview.get_parameter_overview(state.params))
 
   writer = writers.MetricWriter(workdir, enabled=is_main)
-  train_step = make_train_step(model, tx, config)
-  predict_fn = make_predict_fn(model, config)
+  train_step = make_train_step(model, tx, config, mesh)
+  predict_fn = make_predict_fn(model, config, mesh=mesh)
   first_step = int(state.step)
   reporter = writers.ProgressReporter(config.num_train_steps,
                                       config.log_every_steps, first_step)
   last_saved = manager.latest_step()
   eval_metrics: dict[str, float] = {}
-  logging.info('Training steps %d..%d on %s (%d images), evaluating on %s',
-               first_step, config.num_train_steps, config.data.train_split,
-               len(inputs), config.data.eval_split)
+  logging.info('Training steps %d..%d on %s (%d examples) over %d '
+               'device(s), evaluating on %s', first_step,
+               config.num_train_steps, config.data.train_split, len(inputs),
+               mesh.size, config.data.eval_split)
   if first_step >= config.num_train_steps:
     logging.info('Nothing to train: the checkpoint is at step %d of %d; raise '
                  '--config.num_train_steps to train longer', first_step,
@@ -544,8 +578,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   step = first_step
   try:
     for step in range(first_step + 1, config.num_train_steps + 1):
-      indices = input_pipeline.batch_indices(
-          config.seed, step - 1, len(inputs), config.batch_size)
+      indices = parallel.put(input_pipeline.batch_indices(
+          config.seed, step - 1, len(inputs), config.batch_size),
+                             parallel.batch_sharded(mesh))
       state, metrics = train_step(state, inputs, targets, indices)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
@@ -608,10 +643,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
   check_config(config)
   test_split = get_split(load_data(config), split, '--split')
   model = create_model(config)
-  params = load_trained_params(model, config, workdir, params_path)
-  metrics = evaluate_split(make_predict_fn(model, config), params, test_split,
-                           config)
-  if workdir:
+  mesh = parallel.make_mesh(config.get('num_devices', 0))
+  params = parallel.put_tree(
+      load_trained_params(model, config, workdir, params_path),
+      parallel.replicated(mesh))
+  metrics = evaluate_split(make_predict_fn(model, config, mesh=mesh), params,
+                           test_split, config)
+  if workdir and jax.process_index() == 0:
     with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
   return metrics
