@@ -24,7 +24,6 @@ choice is made.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -36,6 +35,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from dvn_jax import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,22 +81,10 @@ class RunResult:
   steps_per_sec: float
 
 
-def load_sweep(spec: str) -> dict[str, dict[str, object]]:
-  path, _, arg = spec.partition(':')
-  module_spec = importlib.util.spec_from_file_location('sweep', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_sweep(arg or None)
-
-
-def config_args(overrides: dict[str, object]) -> list[str]:
-  return [f'--config.{k}={v}' for k, v in overrides.items()]
-
-
 def main_command(workdir: str, overrides: dict[str, object],
                  *extra: str) -> list[str]:
   return [sys.executable, '-m', 'dvn_jax.main', f'--config={_CONFIG.value}',
-          f'--workdir={workdir}', *config_args(overrides), *extra]
+          f'--workdir={workdir}', *sweeps.config_args(overrides), *extra]
 
 
 def launch(command: list[str], log_path: str) -> subprocess.Popen:
@@ -233,27 +222,19 @@ def report(results: list[RunResult], best: RunResult, best_eval: dict,
   return '\n'.join(lines)
 
 
-def parse_sets(items: list[str]) -> dict[str, object]:
-  pairs = [item.split('=', 1) for item in items]
-  bad = [item for item, pair in zip(items, pairs) if len(pair) != 2]
-  if bad:
-    raise SystemExit(f'error: --set needs field=value, got {bad[0]!r}')
-  return dict(pairs)
-
-
 def main(argv):
   del argv
   os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
   root = os.path.abspath(_ROOT.value)
   os.makedirs(root, exist_ok=True)
-  sweep = load_sweep(_SWEEP.value)
+  sweep = sweeps.load_sweep(_SWEEP.value)
   unknown = sorted(set(_ONLY.value) - set(sweep))
   if unknown:
     raise SystemExit(f'error: --only names unknown variants {unknown}; the '
                      f'sweep has {sorted(sweep)}')
   if _ONLY.value:
     sweep = {k: v for k, v in sweep.items() if k in _ONLY.value}
-  common = parse_sets(_SET.value)
+  common = sweeps.parse_sets(_SET.value)
   phase1 = {'data.train_split': 'train', 'data.eval_split': 'val',
             'eval_every_steps': _EVAL_EVERY.value,
             'checkpoint_every_steps': _EVAL_EVERY.value,

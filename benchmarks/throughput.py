@@ -1,0 +1,173 @@
+r"""Throughput of training and inference, against the chip's measured peak.
+
+  python benchmarks/throughput.py [--config=configs/horses.py] \
+      [--batch_sizes=32,64] [--unrolls=full,1] [--precision=float32]
+  python benchmarks/throughput.py --config=configs/bibtex.py --batch_sizes=32
+
+For each batch size and `lax.scan` unroll factor ('full' or an integer;
+applied to the inference steps of training tuples and of prediction) it
+prints one markdown row: the train step (ms, tuples/s), its FLOPs (XLA's
+cost analysis of the fully unrolled step: a rolled loop's cost analysis
+counts its body once), the FLOP/s achieved and their share of the peak, the
+compile time, inference throughput (crop-steps/s for segmentation: crops x
+ascent steps per second of full-image prediction; examples/s for
+multi-label), and the process's peak memory. The peak is a large float32
+matmul timed on the same chip in the same run. --precision sets
+jax_default_matmul_precision (on a GPU: 'tensorfloat32' or 'bfloat16'
+passes; on a CPU all are float32).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+import machine
+from dvn_jax import input_pipeline
+from dvn_jax import parallel
+from dvn_jax import train
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', 'configs/horses.py', 'Config file.')
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', [], 'Train batch sizes '
+                                 '(default: the config\'s).')
+_UNROLLS = flags.DEFINE_list('unrolls', ['full', '1'],
+                             "lax.scan unroll factors: 'full' or integers.")
+_PRECISION = flags.DEFINE_enum('precision', 'float32',
+                               ['float32', 'tensorfloat32', 'bfloat16'],
+                               'Matmul/conv precision.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
+_PEAK_N = flags.DEFINE_integer('peak_n', 0, 'Matmul size for the peak (0: '
+                               '2048 on CPU, 8192 on GPU/TPU).')
+
+
+def median_seconds(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def matmul_peak(n: int, repeats: int) -> float:
+  """FLOP/s of an n x n float32 matmul (2 n^3 FLOPs), best of repeats."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  best = min(median_seconds(lambda: f(a), 1) for _ in range(repeats))
+  return 2 * n ** 3 / best
+
+
+def compiled_flops(compiled) -> float:
+  cost = compiled.cost_analysis()
+  if isinstance(cost, list):
+    cost = cost[0]
+  return float(cost.get('flops', 0.0)) if cost else 0.0
+
+
+def peak_memory() -> str:
+  stats = jax.devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return f'{stats["peak_bytes_in_use"] / 2**20:.0f} MiB (device)'
+  kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return f'{kib / 2**10:.0f} MiB (process RSS)'
+
+
+def parse_unroll(text: str) -> int | bool:
+  return True if text == 'full' else int(text)
+
+
+def with_settings(config, batch_size: int, unroll: int | bool):
+  config = config.copy_and_resolve_references()
+  config.batch_size = batch_size
+  ascents = [config.eval.inference]
+  if train.task_name(config) == 'segmentation' or 'tuples' in config:
+    ascents += [config.tuples.inference, config.tuples.adversarial]
+  for ascent in ascents:
+    ascent.unroll = unroll
+  return config
+
+
+def measure(config, data, mesh, repeats: int) -> dict[str, float]:
+  """Train step and prediction timings for one config."""
+  model = train.create_model(config)
+  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  rep = parallel.replicated(mesh)
+  inputs, targets = (parallel.put(a, rep)
+                     for a in train.train_arrays(data['train']))
+  state = parallel.put_tree(train.create_state(model, tx, config), rep)
+  indices = parallel.put(input_pipeline.batch_indices(
+      0, 0, len(inputs), config.batch_size), parallel.batch_sharded(mesh))
+  step = train.make_train_step(model, tx, config, mesh)
+  start = time.perf_counter()
+  compiled = step.lower(state, inputs, targets, indices).compile()
+  compile_s = time.perf_counter() - start
+  holder = {'state': state}
+
+  def one_step():
+    holder['state'], metrics = compiled(holder['state'], inputs, targets,
+                                        indices)
+    return metrics
+  jax.block_until_ready(one_step())
+  step_s = median_seconds(one_step, repeats)
+
+  params = holder['state'].params
+  predict = train.make_predict_fn(model, config)
+  split = data['test'] if 'test' in data else data['val']
+  if train.task_name(config) == 'segmentation':
+    batch = split.images[:config.eval.batch_size]
+    work = (len(batch) * config.eval.num_crops *
+            config.eval.inference.num_steps)        # crop-steps
+  else:
+    batch = split.features[:max(config.eval.batch_size, 1)]
+    work = len(batch)                                # examples
+  jax.block_until_ready(predict(params, batch))
+  predict_s = median_seconds(lambda: predict(params, batch), repeats)
+  return {'step_s': step_s, 'compile_s': compile_s,
+          'flops': compiled_flops(compiled), 'predict_rate': work / predict_s}
+
+
+def main(_):
+  jax.config.update('jax_default_matmul_precision', _PRECISION.value)
+  config = _CONFIG.value
+  segmentation = train.task_name(config) == 'segmentation'
+  data = train.load_data(config)
+  mesh = parallel.make_mesh(config.get('num_devices', 0))
+  platform = jax.devices()[0].platform
+  n = _PEAK_N.value or (2048 if platform == 'cpu' else 8192)
+  peak = matmul_peak(n, _REPEATS.value)
+  print(f'# {machine.describe()}; {mesh.size} device(s); precision '
+        f'{_PRECISION.value}')
+  print(f'# peak: {n}x{n} float32 matmul {peak / 1e9:.1f} GFLOP/s')
+  rate = 'crop-steps/s' if segmentation else 'examples/s'
+  print(f'| batch | unroll | train step ms | tuples/s | GFLOP/step | GFLOP/s '
+        f'| % of peak | compile s | predict {rate} | peak memory |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
+  batch_sizes = [int(b) for b in _BATCH_SIZES.value] or [config.batch_size]
+  for batch_size in batch_sizes:
+    flops = None
+    for unroll_text in _UNROLLS.value:
+      unroll = parse_unroll(unroll_text)
+      result = measure(with_settings(config, batch_size, unroll), data, mesh,
+                       _REPEATS.value)
+      if flops is None or unroll is True:
+        flops = result['flops'] if unroll is True else flops
+      work = flops or result['flops']
+      achieved = work / result['step_s']
+      print(f'| {batch_size} | {unroll_text} | {1e3 * result["step_s"]:.1f} | '
+            f'{batch_size / result["step_s"]:.0f} | {work / 1e9:.2f} | '
+            f'{achieved / 1e9:.1f} | {100 * achieved / peak:.0f} | '
+            f'{result["compile_s"]:.1f} | {result["predict_rate"]:.0f} | '
+            f'{peak_memory()} |', flush=True)
+
+
+if __name__ == '__main__':
+  app.run(main)
