@@ -81,11 +81,12 @@ def peak_memory() -> str:
   return f'{kib / 2**10:.0f} MiB (process RSS)'
 
 
-def parse_unroll(text: str) -> int | bool:
-  return True if text == 'full' else int(text)
+def parse_unroll(text: str) -> int:
+  """'full' -> 0 (the configs' "unroll every step"), else the factor."""
+  return 0 if text == 'full' else int(text)
 
 
-def with_settings(config, batch_size: int, unroll: int | bool):
+def with_settings(config, batch_size: int, unroll: int):
   config = config.copy_and_resolve_references()
   config.batch_size = batch_size
   ascents = [config.eval.inference]
@@ -158,8 +159,8 @@ def main(_):
       unroll = parse_unroll(unroll_text)
       result = measure(with_settings(config, batch_size, unroll), data, mesh,
                        _REPEATS.value)
-      if flops is None or unroll is True:
-        flops = result['flops'] if unroll is True else flops
+      if unroll == 0:
+        flops = result['flops']
       work = flops or result['flops']
       achieved = work / result['step_s']
       print(f'| {batch_size} | {unroll_text} | {1e3 * result["step_s"]:.1f} | '

@@ -102,6 +102,10 @@ class AscentSpec:
       raise ConfigError(
           f"inference ascend must be 'value' or 'logit', got {self.ascend!r}")
     get_projection(self.projection)
+    if self.unroll is not True and (isinstance(self.unroll, bool) or
+                                    self.unroll < 1):
+      raise ConfigError(f'inference unroll must be >= 1 (or 0 in a config: '
+                        f'every step), got {self.unroll}')
 
 
 def objective_from_logits(logits: Array, ascend: str) -> Array:

@@ -146,7 +146,7 @@ def ascent_spec_from_config(cfg: ml_collections.ConfigDict
   return inference.AscentSpec(num_steps=cfg.num_steps,
                               step_size=cfg.step_size,
                               projection=cfg.projection, ascend=cfg.ascend,
-                              unroll=cfg.unroll)
+                              unroll=cfg.unroll or True)  # 0: fully
 
 
 def tuple_spec_from_config(config: ml_collections.ConfigDict

@@ -74,3 +74,18 @@ def test_fcn_skips_add_logits_from_every_conv_layer():
 def test_unknown_model_is_a_config_error():
   with pytest.raises(ConfigError, match='unknown model'):
     models.create_model('resnet')
+
+
+def test_conv_chunks_change_nothing_but_speed():
+  x = jax.random.uniform(jax.random.key(1), (20, 24, 24, 3))
+  y = jax.random.uniform(jax.random.key(2), (20, 24, 24, 1))
+  whole = models.SegmentationValueNet(conv_chunk=0)
+  chunked = models.SegmentationValueNet(conv_chunk=8)   # 8 + 8 + 4
+  params = models.init_params(whole, jax.random.key(0), 24)
+  grad = lambda m: jax.grad(lambda y: m.apply({'params': params}, x, y).sum())
+  np.testing.assert_allclose(chunked.apply({'params': params}, x, y),
+                             whole.apply({'params': params}, x, y), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(grad(chunked)(y), grad(whole)(y), rtol=1e-4,
+                             atol=1e-7)
+  assert models.conv_chunk_size(None) == 8       # the tests run on a CPU
