@@ -78,7 +78,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 1000
   c.eval_every_steps = 10 * STEPS_PER_EPOCH
   c.checkpoint_every_steps = 10 * STEPS_PER_EPOCH
+  # Checkpoints kept: the last 3 plus the 1 with the best val score (every
+  # eval step is saved; see README, Runs that survive).
   c.max_checkpoints_to_keep = 3
+  c.keep_best_checkpoints = 1
 
   if arg == 'smoke':
     c.num_train_steps = 6

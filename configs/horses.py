@@ -91,7 +91,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.eval_every_steps = 5000
   c.checkpoint_every_steps = 1000
+  # Checkpoints kept: the last 3 plus the 1 with the best val score (every
+  # eval step is saved; see README, Runs that survive).
   c.max_checkpoints_to_keep = 3
+  c.keep_best_checkpoints = 1
 
   if arg == 'smoke':
     c.batch_size = 4

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
+import tempfile
+import time
 import zipfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from dvn_jax.errors import CheckpointError
 
@@ -18,33 +25,174 @@ def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
 
-def make_manager(workdir: str, max_to_keep: int = 3,
+
+def make_manager(workdir: str, max_to_keep: int = 3, keep_best: int = 0,
                  read_only: bool = False) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                         create=not read_only,
-                                         read_only=read_only)
+  """Keeps the last `max_to_keep` checkpoints plus the `keep_best` with the
+  highest validation score (`save(..., score=...)`)."""
+  policies = [ocp.checkpoint_managers.LatestN(n=max_to_keep)]
+  if keep_best:
+    policies.append(ocp.checkpoint_managers.BestN(
+        get_metric_fn=lambda metrics: metrics['score'], n=keep_best,
+        keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(
+          policies), create=not read_only, read_only=read_only)
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-  """Saves asynchronously; orbax renames the finished folder atomically."""
-  manager.save(step, args=ocp.args.StandardSave(state))
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         score: float | None = None) -> None:
+  """Saves asynchronously, with the step's validation score if it has one.
+
+  Orbax writes into a temporary folder and renames it when complete, so a
+  crash mid-save never leaves a half-written checkpoint as the latest.
+  """
+  metrics = None if score is None else {'score': float(score)}
+  manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any | None:
-  """The latest checkpoint restored into `target`'s structure, or None."""
-  step = manager.latest_step()
-  if step is None:
-    return None
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return f'{type(error).__name__}: {text.splitlines()[0][:200] if text else ""}'
+
+
+def set_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Renames a damaged step folder to `damaged_<step>` (kept, not deleted)
+  so that training can write that step again; returns the new path."""
+  source = os.path.join(os.fspath(manager.directory), str(step))
+  target = os.path.join(os.fspath(manager.directory), f'damaged_{step}')
+  if jax.process_index() == 0 and os.path.isdir(source):
+    os.replace(source, target)
+  manager.reload()
+  return target
+
+
+def _key_name(key: Any) -> str:
+  for attribute in ('key', 'name', 'idx'):
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)
+
+
+def fits_target(manager: ocp.CheckpointManager, step: int,
+                target: Any) -> bool | None:
+  """Whether checkpoint `step` holds `target`'s arrays with its shapes.
+
+  Read from the checkpoint's tree metadata (a small JSON file), which
+  survives damage to the array data; None if that cannot be read either.
+  Tells a checkpoint of another config (False) from a damaged one (True).
+  """
+  path = os.path.join(os.fspath(manager.directory), str(step), 'default',
+                      '_METADATA')
   try:
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
-  except (ValueError, KeyError, TypeError) as e:
-    first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    with open(path) as f:
+      entries = json.load(f)['tree_metadata'].values()
+    # Shapes are recorded for jax.Arrays (the train state); None: unknown.
+    written = {tuple(k['key'] for k in e['key_metadata']):
+               e['value_metadata'].get('write_shape') for e in entries}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return None
+  for path_keys, leaf in jax.tree_util.tree_flatten_with_path(target)[0]:
+    keys = tuple(_key_name(k) for k in path_keys)
+    if keys not in written:
+      return False
+    if written[keys] is not None and tuple(written[keys]) != np.shape(leaf):
+      return False
+  return True
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[Callable[[], None]]:
+  """Holds back what is written to file descriptor 2 inside the block.
+
+  Yields `discard()`; unless it is called, the held text is written out at
+  the end. When orbax fails to read a damaged checkpoint, its reader
+  threads (C++, tensorstore) print dozens of 'Event loop is closed'
+  tracebacks straight to fd 2 as their callbacks outlive the failed restore;
+  `restore_latest` reports the failure in one line instead.
+  """
+  sys.stderr.flush()
+  saved = os.dup(2)
+  held = tempfile.TemporaryFile()
+  os.dup2(held.fileno(), 2)
+  state = {'discard': False}
+  try:
+    yield lambda: state.update(discard=True)
+  finally:
+    if state['discard']:
+      time.sleep(0.5)   # let the reader threads finish printing
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+    if not state['discard']:
+      held.seek(0)
+      os.write(2, held.read())
+    held.close()
+
+
+def _drop_orbax_reader_noise() -> None:
+  """Silences the 'Exception ignored in <coroutine ...>' reports that orbax's
+  unfinished read coroutines of a failed restore print when collected."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    code = getattr(unraisable.object, 'cr_code', None)
+    if code is None or 'orbax' not in code.co_filename:
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+
+
+def restore_latest(manager: ocp.CheckpointManager, target: Any,
+                   set_aside_damaged: bool = True) -> Any | None:
+  """The newest readable checkpoint restored into `target`'s structure.
+
+  None when there is no checkpoint. A damaged newest checkpoint (truncated,
+  corrupt) is skipped with a warning, and set aside (renamed, so training
+  can write that step again) unless `set_aside_damaged` is False; the one
+  before it is used. If
+  none can be read: CheckpointError, saying whether they were written for
+  another config or are damaged.
+  """
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  failures: list[tuple[int, Exception]] = []
+  steps = sorted(manager.all_steps(), reverse=True)
+  for step in steps:
+    if fits_target(manager, step, target) is False:   # another config's
+      failures.append((step, CheckpointError('written for other shapes')))
+      continue
+    with _stderr_held() as discard_stderr:
+      try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as e:  # pylint: disable=broad-except  (orbax: Exception)
+        discard_stderr()
+        _drop_orbax_reader_noise()
+        failures.append((step, e))
+        continue
+    if failures and set_aside_damaged:
+      for bad, error in failures:
+        logging.warning('Checkpoint %d in %s cannot be read (%s); moved to '
+                        '%s. Resuming from step %d.', bad, manager.directory,
+                        _first_line(error), set_aside(manager, bad), step)
+    elif failures:
+      logging.warning('Checkpoint(s) %s in %s cannot be read; using step %d',
+                      [bad for bad, _ in failures], manager.directory, step)
+    return state
+  if not failures:
+    return None
+  step, error = failures[0]
+  mismatched = [bad for bad, _ in failures
+                if fits_target(manager, bad, target) is False]
+  if mismatched:
     raise CheckpointError(
-        f'checkpoint {step} in {manager.directory} does not match this '
-        f'config ({type(e).__name__}: {first_line[:200]}); use a new --workdir '
-        'or the config it was trained with') from e
+        f'checkpoint {mismatched[0]} in {manager.directory} does not match '
+        'this config (its arrays have other shapes); use a new --workdir or '
+        'the config it was trained with')
+  raise CheckpointError(
+      f'no checkpoint in {manager.directory} can be read (steps {steps}; '
+      f'newest: {_first_line(error)}); they are damaged: move the folder '
+      'away to start again, or restore it from a copy') from error
 
 
 # ------------------------------------------------ released parameter files ----

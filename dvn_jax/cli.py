@@ -17,6 +17,7 @@ from typing import NoReturn
 from absl import flags
 from absl import logging
 
+from dvn_jax import preemption
 from dvn_jax.errors import DvnError
 
 # Libraries whose INFO lines drown the training log (orbax logs ~30 lines per
@@ -76,5 +77,8 @@ def reporting_errors() -> Iterator[None]:
   """Turns a DvnError into one `error:` line and exit status 1."""
   try:
     yield
+  except preemption.Preempted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(e.exit_status)
   except DvnError as e:
     fail(str(e), status=1)

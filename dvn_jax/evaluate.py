@@ -11,6 +11,18 @@ import numpy as np
 from dvn_jax import input_pipeline
 
 
+HEADLINE_METRICS = ('superpixel_accuracy', 'mean_iou', 'f1')
+
+
+def headline_metric(metrics: dict[str, float]) -> str:
+  """The key of an evaluation's headline score (higher is better): the one
+  that picks the best checkpoint and sweep variant."""
+  for name in HEADLINE_METRICS:
+    if name in metrics:
+      return name
+  raise KeyError(f'no headline metric among {sorted(metrics)}')
+
+
 def per_image_iou(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
   """Discrete IoU of binary masks (N, ...) -> (N,); empty vs empty is 1."""
   pred = pred.reshape(len(pred), -1).astype(bool)

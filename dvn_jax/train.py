@@ -39,6 +39,7 @@ from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import parallel
+from dvn_jax import preemption
 from dvn_jax import tuples
 from dvn_jax import writers
 from dvn_jax.datasets import horses
@@ -114,8 +115,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((os.path.isfile(config.init_from),
                    f'init_from file not found: {config.init_from} (export '
                    'one with --mode=export --params=FILE)'))
-  for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps'):
+  for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
+                'max_checkpoints_to_keep'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
+  checks.append((config.keep_best_checkpoints >= 0,
+                 'keep_best_checkpoints must be >= 0'))
   for ok, message in checks:
     if not ok:
       raise ConfigError(f'bad config: {message}')
@@ -517,11 +521,14 @@ def _check_finite(step: int, metrics: dict[str, float],
                   last_saved: int | None) -> None:
   if not np.all(np.isfinite(list(metrics.values()))):
     bad = sorted(k for k, v in metrics.items() if not np.isfinite(v))
+    resume = (f'the last good checkpoint is step {last_saved}; lower '
+              '--config.optimizer.learning_rate and rerun with the same '
+              '--workdir to resume from it' if last_saved else
+              'no checkpoint was saved before it; lower '
+              '--config.optimizer.learning_rate and rerun')
     raise TrainingDivergedError(
-        f'training diverged at step {step}: {", ".join(bad)} not finite; the '
-        f'last good checkpoint is step {last_saved}; lower '
-        '--config.optimizer.learning_rate and rerun with the same --workdir '
-        'to resume from it')
+        f'training diverged at step {step}: {", ".join(bad)} not finite; '
+        f'{resume}')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -544,7 +551,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   model = create_model(config)
   tx = make_optimizer(config.optimizer, config.num_train_steps)
   state = parallel.put_tree(create_state(model, tx, config), replicated)
-  manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep)
+  manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
+                                     config.keep_best_checkpoints)
   restored = checkpoints.restore_latest(manager, state)
   if restored is not None:
     state = restored
@@ -576,36 +584,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                  '--config.num_train_steps to train longer', first_step,
                  config.num_train_steps)
   step = first_step
-  try:
-    for step in range(first_step + 1, config.num_train_steps + 1):
-      indices = parallel.put(input_pipeline.batch_indices(
-          config.seed, step - 1, len(inputs), config.batch_size),
-                             parallel.batch_sharded(mesh))
-      state, metrics = train_step(state, inputs, targets, indices)
-      is_last = step == config.num_train_steps
-      if step % config.log_every_steps == 0 or is_last:
-        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        _check_finite(step, metrics, last_saved)
-        metrics.update(reporter(step) or {})
-        writer.write_scalars(step, {f'train/{k}': v for k, v in metrics.items()})
-      if step % config.eval_every_steps == 0 or is_last:
-        start = time.perf_counter()
-        eval_metrics = evaluate_split(predict_fn, state.params, eval_split,
-                                      config)
-        eval_metrics['eval_seconds'] = time.perf_counter() - start
-        writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
-                                    for k, v in eval_metrics.items()})
-      if step % config.checkpoint_every_steps == 0 or is_last:
+  with preemption.stop_requests() as stop_requested:
+    try:
+      for step in range(first_step + 1, config.num_train_steps + 1):
+        indices = parallel.put(input_pipeline.batch_indices(
+            config.seed, step - 1, len(inputs), config.batch_size),
+                               parallel.batch_sharded(mesh))
+        state, metrics = train_step(state, inputs, targets, indices)
+        is_last = step == config.num_train_steps
+        log_now = step % config.log_every_steps == 0 or is_last
+        eval_now = step % config.eval_every_steps == 0 or is_last
+        # Every eval step is saved too, so the best checkpoint is kept.
+        save_now = (step % config.checkpoint_every_steps == 0 or is_last or
+                    eval_now)
+        if log_now or save_now:   # a non-finite state is never saved
+          metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          _check_finite(step, metrics, last_saved)
+        if log_now:
+          metrics.update(reporter(step) or {})
+          writer.write_scalars(step,
+                               {f'train/{k}': v for k, v in metrics.items()})
+        score = None
+        if eval_now:
+          start = time.perf_counter()
+          eval_metrics = evaluate_split(predict_fn, state.params, eval_split,
+                                        config)
+          eval_metrics['eval_seconds'] = time.perf_counter() - start
+          writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
+                                      for k, v in eval_metrics.items()})
+          score = eval_metrics[evaluate.headline_metric(eval_metrics)]
+        if save_now:
+          checkpoints.save(manager, step, state, score)
+          last_saved = step
+        signal_number = stop_requested()
+        if signal_number is not None:
+          if last_saved != step:
+            checkpoints.save(manager, step, state)
+          raise preemption.Preempted(signal_number, step)
+    except KeyboardInterrupt:   # a second Ctrl-C, or one before the loop
+      if step > (last_saved or 0) and int(state.step) == step:
+        logging.warning('Interrupted: saving a checkpoint at step %d', step)
         checkpoints.save(manager, step, state)
-        last_saved = step
-  except KeyboardInterrupt:
-    if step > (last_saved or 0) and int(state.step) == step:
-      logging.warning('Interrupted: saving a checkpoint at step %d', step)
-      checkpoints.save(manager, step, state)
-    raise
-  finally:
-    manager.wait_until_finished()
-    writer.flush()
+      raise
+    finally:
+      manager.wait_until_finished()
+      writer.flush()
   return eval_metrics
 
 
@@ -614,7 +637,8 @@ def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
   """The latest checkpoint of `workdir`; DvnError when there is none."""
   tx = make_optimizer(config.optimizer, config.num_train_steps)
   manager = checkpoints.make_manager(workdir, read_only=True)
-  state = checkpoints.restore_latest(manager, create_state(model, tx, config))
+  state = checkpoints.restore_latest(manager, create_state(model, tx, config),
+                                     set_aside_damaged=False)
   if state is None:
     raise DvnError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}; '
                    'train first with the same --workdir')

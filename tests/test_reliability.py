@@ -1,0 +1,201 @@
+"""Runs that survive: preemption and exact resume, damaged checkpoints,
+divergence, determinism, checkpoint retention, bad input."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from configs import horses as horses_config
+from dvn_jax import checkpoints
+from dvn_jax import train
+from dvn_jax.errors import CheckpointError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMOKE = '--config=configs/horses.py:smoke'
+# Long enough to be interrupted mid-way; one checkpoint only at the end.
+LONG = ('--config.num_train_steps=60', '--config.log_every_steps=1',
+        '--config.eval_every_steps=60', '--config.checkpoint_every_steps=60')
+TIMING_KEYS = ('wall_time', 'train/steps_per_sec', 'train/eta_seconds',
+               'train/elapsed_seconds', 'val/eval_seconds')
+
+
+def main_command(*args):
+  return [sys.executable, '-m', 'dvn_jax.main', *args]
+
+
+def run_main(*args, timeout=300):
+  return subprocess.run(main_command(*args), capture_output=True, text=True,
+                        timeout=timeout, cwd=REPO,
+                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
+
+
+def last_error_line(result) -> str:
+  assert result.returncode != 0
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  return result.stderr.strip().splitlines()[-1]
+
+
+def metric_lines(workdir: pathlib.Path) -> list[dict]:
+  """metrics.jsonl without the wall-clock fields, keyed by step."""
+  lines = [json.loads(l) for l in
+           (workdir / 'metrics.jsonl').read_text().splitlines()]
+  return [{k: v for k, v in l.items() if k not in TIMING_KEYS} for l in lines]
+
+
+def params_of(workdir: pathlib.Path, config=None):
+  config = config or horses_config.get_config('smoke')
+  state = train.restore_state(train.create_model(config), config, str(workdir))
+  return jax.tree.leaves(jax.device_get(state.params)), int(state.step)
+
+
+def files_of(workdir: pathlib.Path) -> dict[str, int]:
+  return {str(p.relative_to(workdir)): p.stat().st_size
+          for p in workdir.rglob('*') if p.is_file()}
+
+
+def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
+  whole, cut = tmp_path / 'whole', tmp_path / 'cut'
+  assert run_main(SMOKE, *LONG, f'--workdir={whole}').returncode == 0
+
+  process = subprocess.Popen(
+      main_command(SMOKE, *LONG, f'--workdir={cut}'), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  metrics = cut / 'metrics.jsonl'
+  deadline = time.time() + 120
+  while time.time() < deadline and not (
+      metrics.exists() and metrics.read_text().count('\n') >= 8):
+    time.sleep(0.05)
+  process.send_signal(signal.SIGTERM)
+  _, err = process.communicate(timeout=120)
+  assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+  message = err.strip().splitlines()[-1]
+  assert message.startswith('SIGTERM received: stopped after step ')
+  stopped = int(message.split('after step ')[1].split()[0])
+  assert 8 <= stopped < 60
+  assert (cut / 'checkpoints' / str(stopped)).is_dir()
+
+  resumed = run_main(SMOKE, *LONG, f'--workdir={cut}')
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  (whole_params, whole_step), (cut_params, cut_step) = (params_of(whole),
+                                                       params_of(cut))
+  assert whole_step == cut_step == 60
+  for a, b in zip(whole_params, cut_params):
+    np.testing.assert_array_equal(a, b)
+  # Every logged step, before and after the cut, has the same metrics.
+  by_step = lambda lines: {(l['step'], k): v for l in lines
+                           for k, v in l.items() if k != 'step'}
+  whole_metrics, cut_metrics = by_step(metric_lines(whole)), by_step(
+      metric_lines(cut))
+  assert cut_metrics == whole_metrics
+
+
+def test_same_config_and_seed_give_the_same_metrics(tmp_path):
+  config = horses_config.get_config('smoke')
+  first = train.train_and_evaluate(config, str(tmp_path / 'a'))
+  second = train.train_and_evaluate(config, str(tmp_path / 'b'))
+  first.pop('eval_seconds'), second.pop('eval_seconds')
+  assert first == second
+  assert metric_lines(tmp_path / 'a') == metric_lines(tmp_path / 'b')
+
+
+def damage(step_dir: pathlib.Path) -> None:
+  """Truncates every array data file of a checkpoint."""
+  files = [p for p in step_dir.rglob('*') if p.is_file() and p.parent.name == 'd']
+  assert files
+  for path in files:
+    with open(path, 'r+b') as f:
+      f.truncate(100)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+  args = (SMOKE, f'--workdir={tmp_path}', '--config.checkpoint_every_steps=3')
+  assert run_main(*args).returncode == 0          # checkpoints 3 and 6
+  damage(tmp_path / 'checkpoints' / '6')
+  resumed = run_main(*args, '--config.num_train_steps=9')
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Checkpoint 6' in resumed.stderr and 'cannot be read' in resumed.stderr
+  assert 'Resuming from step 3' in resumed.stderr
+  assert (tmp_path / 'checkpoints' / 'damaged_6').is_dir()  # kept, renamed
+  assert params_of(tmp_path)[1] == 9
+
+
+def test_only_damaged_checkpoints_are_one_clear_error(tmp_path):
+  args = (SMOKE, f'--workdir={tmp_path}', '--config.checkpoint_every_steps=3')
+  assert run_main(*args).returncode == 0
+  for step in ('3', '6'):
+    damage(tmp_path / 'checkpoints' / step)
+  before = files_of(tmp_path)
+  line = last_error_line(run_main(*args, '--config.num_train_steps=9'))
+  assert line.startswith('error: no checkpoint in ') and 'damaged' in line
+  assert files_of(tmp_path) == before      # nothing renamed or deleted
+
+
+def test_a_checkpoint_of_another_config_is_one_line_and_kept(tmp_path):
+  assert run_main(SMOKE, f'--workdir={tmp_path}').returncode == 0
+  before = files_of(tmp_path)
+  line = last_error_line(run_main(SMOKE, f'--workdir={tmp_path}',
+                                  '--config.crop_size=20'))
+  assert 'does not match this config' in line and 'new --workdir' in line
+  assert files_of(tmp_path) == before
+
+
+def test_divergence_names_the_step_keeps_the_good_checkpoint_and_resumes(
+    tmp_path):
+  args = (SMOKE, f'--workdir={tmp_path}', '--config.checkpoint_every_steps=2')
+  assert run_main(*args).returncode == 0                    # steps 1..6
+  line = last_error_line(run_main(*args, '--config.num_train_steps=20',
+                                  '--config.optimizer.learning_rate=1e30'))
+  assert line.startswith('error: training diverged at step ')
+  assert 'the last good checkpoint is step 6' in line
+  saved = [p.name for p in (tmp_path / 'checkpoints').iterdir()]
+  assert max(int(s) for s in saved if s.isdigit()) == 6     # no NaN saved
+  resumed = run_main(*args, '--config.num_train_steps=10')  # default lr
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert params_of(tmp_path)[1] == 10
+
+
+def test_workdir_that_cannot_be_created_is_one_line(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('not a folder')
+  line = last_error_line(run_main(SMOKE, f'--workdir={blocker / "run"}'))
+  assert line.startswith('error: cannot write to --workdir')
+  assert blocker.read_text() == 'not a folder'
+
+
+def test_checkpoints_keep_the_last_n_and_the_best(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path), max_to_keep=2, keep_best=1)
+  state = {'w': np.zeros(3, np.float32)}
+  for step, score in enumerate([0.1, 0.9, 0.2, 0.3, None, 0.5], start=1):
+    checkpoints.save(manager, step, state, score)
+  manager.wait_until_finished()
+  assert sorted(manager.all_steps()) == [2, 5, 6]   # best (0.9) + last two
+
+
+def test_half_written_checkpoints_are_never_the_latest(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path))
+  state = {'w': np.arange(3, dtype=np.float32)}
+  checkpoints.save(manager, 1, state)
+  manager.wait_until_finished()
+  # What an interrupted save leaves: orbax's temporary folder.
+  (tmp_path / 'checkpoints' / '2.orbax-checkpoint-tmp-123').mkdir()
+  reopened = checkpoints.make_manager(str(tmp_path))
+  assert reopened.latest_step() == 1
+  restored = checkpoints.restore_latest(reopened, state)
+  np.testing.assert_array_equal(restored['w'], state['w'])
+
+
+def test_no_readable_checkpoint_in_process_is_a_checkpoint_error(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path))
+  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32)})
+  manager.wait_until_finished()
+  with pytest.raises(CheckpointError, match='does not match this config'):
+    checkpoints.restore_latest(manager, {'v': np.zeros(2, np.float32)})
