@@ -77,11 +77,13 @@ def _key_name(key: Any) -> str:
 
 def fits_target(manager: ocp.CheckpointManager, step: int,
                 target: Any) -> bool | None:
-  """Whether checkpoint `step` holds `target`'s arrays with its shapes.
+  """Whether checkpoint `step` can hold `target`'s arrays with its shapes.
 
   Read from the checkpoint's tree metadata (a small JSON file), which
   survives damage to the array data; None if that cannot be read either.
   Tells a checkpoint of another config (False) from a damaged one (True).
+  The metadata records the shape of the chunks written, so a different
+  shape that the chunks also tile would pass here and fail on reading.
   """
   path = os.path.join(os.fspath(manager.directory), str(step), 'default',
                       '_METADATA')
@@ -97,9 +99,18 @@ def fits_target(manager: ocp.CheckpointManager, step: int,
     keys = tuple(_key_name(k) for k in path_keys)
     if keys not in written:
       return False
-    if written[keys] is not None and tuple(written[keys]) != np.shape(leaf):
+    if written[keys] is not None and not _could_hold(written[keys],
+                                                     np.shape(leaf)):
       return False
   return True
+
+
+def _could_hold(write_shape: list[int], shape: tuple[int, ...]) -> bool:
+  """Whether an array of `shape` can have been written in chunks of
+  `write_shape` (the full shape from one device; a slice of it when the
+  array was replicated over several devices, e.g. 384 written as 8 x 48)."""
+  return len(write_shape) == len(shape) and all(
+      0 < w <= n and n % w == 0 for w, n in zip(write_shape, shape))
 
 
 @contextlib.contextmanager

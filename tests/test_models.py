@@ -82,9 +82,10 @@ def test_conv_chunks_change_nothing_but_speed():
   whole = models.SegmentationValueNet(conv_chunk=0)
   chunked = models.SegmentationValueNet(conv_chunk=8)   # 8 + 8 + 4
   params = models.init_params(whole, jax.random.key(0), 24)
-  grad = lambda m: jax.grad(lambda y: m.apply({'params': params}, x, y).sum())
-  np.testing.assert_allclose(chunked.apply({'params': params}, x, y),
-                             whole.apply({'params': params}, x, y), rtol=1e-5,
+  grad = lambda m: jax.jit(jax.grad(
+      lambda y: m.apply({'params': params}, x, y).sum()))
+  value = lambda m: jax.jit(lambda y: m.apply({'params': params}, x, y))
+  np.testing.assert_allclose(value(chunked)(y), value(whole)(y), rtol=1e-5,
                              atol=1e-6)
   np.testing.assert_allclose(grad(chunked)(y), grad(whole)(y), rtol=1e-4,
                              atol=1e-7)
