@@ -12,8 +12,6 @@ runs its convolutions on slices of 8 examples on a CPU (models.py).
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -26,16 +24,6 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['16', '32', '64'],
                                  'Batch sizes.')
 LAYERS = ((24, 4, 64, 1), (24, 64, 128, 2), (12, 128, 128, 2))  # h, in, out, s
 DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
-
-
-def median_seconds(fn, repeats: int = 9) -> float:
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def conv(x, k, stride):
@@ -57,9 +45,9 @@ def main(_):
     for batch in (int(b) for b in _BATCH_SIZES.value):
       x = jax.random.normal(jax.random.key(0), (batch, size, size, c_in))
       ct = jnp.ones_like(conv(x, k, stride))   # an argument: no folding
-      times = [median_seconds(lambda: forward(x, k)),
-               median_seconds(lambda: d_input(x, k, ct)),
-               median_seconds(lambda: d_kernel(x, k, ct))]
+      times = [machine.median_seconds(lambda: forward(x, k), 9),
+               machine.median_seconds(lambda: d_input(x, k, ct), 9),
+               machine.median_seconds(lambda: d_kernel(x, k, ct), 9)]
       print(f'| {size}x{size} {c_in}->{c_out} /{stride} | {batch} | ' +
             ' | '.join(f'{1e3 * t / batch:.2f}' for t in times) + ' |')
 

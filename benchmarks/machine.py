@@ -2,7 +2,9 @@
 
 import os
 import platform
+import statistics
 import time
+from collections.abc import Callable
 
 import jax
 
@@ -16,3 +18,17 @@ def describe() -> str:
     pass
   return (f'{time.strftime("%Y-%m-%d")}; {cpu}, {os.cpu_count()} cores; '
           f'JAX {jax.__version__} on {jax.devices()[0].device_kind}')
+
+
+def median_seconds(fn: Callable[[], object], repeats: int,
+                   warmup: bool = True) -> float:
+  """Median wall time of `repeats` calls of fn (waited for with
+  jax.block_until_ready), after one untimed call unless warmup=False."""
+  if warmup:
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)

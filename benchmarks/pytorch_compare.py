@@ -22,8 +22,6 @@ milliseconds and the ratio PyTorch / JAX (> 1: JAX is faster).
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import jax
 import numpy as np
@@ -41,16 +39,6 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['16', '32', '64'],
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
 
 CROP, STEPS_TRAIN, STEPS_TEST, ETA = 24, 20, 30, 50.0
-
-
-def median_seconds(fn, repeats: int) -> float:
-  fn()  # warm-up (and compilation on the JAX side)
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 # ----------------------------------------------------------- PyTorch ----
@@ -191,10 +179,10 @@ def main(_):
     config = horses_config.get_config()
     config.batch_size = batch
     jax_step, model, holder = make_jax_step(config, images_j, masks_j)
-    jax_s = median_seconds(jax_step, _REPEATS.value)
+    jax_s = machine.median_seconds(jax_step, _REPEATS.value)
     net = torch_value_net(torch)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-4)
-    torch_s = median_seconds(
+    torch_s = machine.median_seconds(
         make_torch_step(torch, net, optimizer, images_t, masks_t, batch),
         _REPEATS.value)
     print(f'| train step, batch {batch} | {1e3 * torch_s:.0f} | '
@@ -202,12 +190,12 @@ def main(_):
     params = holder['state'].params
   config = horses_config.get_config()
   predict = train.make_predict_fn(model, config)
-  jax_s = median_seconds(
+  jax_s = machine.median_seconds(
       lambda: jax.block_until_ready(predict(params, test_image)),
       _REPEATS.value)
   image_t = torch.from_numpy(np.asarray(
       input_pipeline.images_to_float(test_image))[0]).permute(2, 0, 1)
-  torch_s = median_seconds(make_torch_predict(torch, net, image_t),
+  torch_s = machine.median_seconds(make_torch_predict(torch, net, image_t),
                            _REPEATS.value)
   print(f'| predict 1 image, 36 crops x 30 steps | {1e3 * torch_s:.0f} | '
         f'{1e3 * jax_s:.0f} | {torch_s / jax_s:.2f} |')

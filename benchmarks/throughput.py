@@ -20,7 +20,6 @@ passes; on a CPU all are float32).
 from __future__ import annotations
 
 import resource
-import statistics
 import time
 
 import jax
@@ -48,21 +47,13 @@ _PEAK_N = flags.DEFINE_integer('peak_n', 0, 'Matmul size for the peak (0: '
                                '2048 on CPU, 8192 on GPU/TPU).')
 
 
-def median_seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def matmul_peak(n: int, repeats: int) -> float:
   """FLOP/s of an n x n float32 matmul (2 n^3 FLOPs), best of repeats."""
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   jax.block_until_ready(f(a))
-  best = min(median_seconds(lambda: f(a), 1) for _ in range(repeats))
+  best = min(machine.median_seconds(lambda: f(a), 1, warmup=False)
+             for _ in range(repeats))
   return 2 * n ** 3 / best
 
 
@@ -118,7 +109,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
                                         indices)
     return metrics
   jax.block_until_ready(one_step())
-  step_s = median_seconds(one_step, repeats)
+  step_s = machine.median_seconds(one_step, repeats, warmup=False)
 
   params = holder['state'].params
   predict = train.make_predict_fn(model, config)
@@ -131,7 +122,8 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
     batch = split.features[:max(config.eval.batch_size, 1)]
     work = len(batch)                                # examples
   jax.block_until_ready(predict(params, batch))
-  predict_s = median_seconds(lambda: predict(params, batch), repeats)
+  predict_s = machine.median_seconds(lambda: predict(params, batch), repeats,
+                                     warmup=False)
   return {'step_s': step_s, 'compile_s': compile_s,
           'flops': compiled_flops(compiled), 'predict_rate': work / predict_s}
 

@@ -25,7 +25,7 @@ def ascent(num_steps: int, step_size: float, ascend: str = 'value'
   """Settings of gradient ascent in y (inference.AscentSpec)."""
   return ml_collections.ConfigDict(dict(
       num_steps=num_steps, step_size=step_size, projection='box',
-      ascend=ascend, unroll=0))
+      ascend=ascend, unroll=0, noise_std=0.0))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

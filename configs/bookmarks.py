@@ -26,7 +26,7 @@ def ascent(num_steps: int, step_size: float) -> ml_collections.ConfigDict:
   """Settings of gradient ascent in y (inference.AscentSpec), on the value."""
   return ml_collections.ConfigDict(dict(
       num_steps=num_steps, step_size=step_size, projection='box',
-      ascend='value', unroll=0))
+      ascend='value', unroll=0, noise_std=0.0))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

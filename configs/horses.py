@@ -28,11 +28,12 @@ def ascent(num_steps: int, step_size: float, ascend: str = 'value',
   """Settings of gradient ascent in y (inference.AscentSpec).
 
   unroll: the lax.scan unroll factor; 0 unrolls every step (the fastest on
-  this CPU: docs/throughput.md).
+  this CPU: docs/throughput.md). noise_std: Gaussian noise added to y at
+  each step (Langevin-style, paper Sec. 6; 0 = none).
   """
   return ml_collections.ConfigDict(dict(
       num_steps=num_steps, step_size=step_size, projection='box',
-      ascend=ascend, unroll=unroll))
+      ascend=ascend, unroll=unroll, noise_std=0.0))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -88,12 +88,16 @@ class AscentSpec:
       the logit, whose gradient does not vanish where the value saturates.
     unroll: `lax.scan` unroll factor; True unrolls fully (fastest on CPU, where
       convolutions inside a rolled loop leave XLA's fast path).
+    noise_std: standard deviation of Gaussian noise added to y at every step
+      before the projection (Langevin-style inference, paper Sec. 6); 0 is
+      plain gradient ascent. Needs a key (`rng`).
   """
   num_steps: int = 30
   step_size: float = 1.0
   projection: str = 'box'
   ascend: str = 'value'
   unroll: int | bool = True
+  noise_std: float = 0.0
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -106,6 +110,9 @@ class AscentSpec:
                                     self.unroll < 1):
       raise ConfigError(f'inference unroll must be >= 1 (or 0 in a config: '
                         f'every step), got {self.unroll}')
+    if self.noise_std < 0:
+      raise ConfigError(f'inference noise_std must be >= 0, got '
+                        f'{self.noise_std}')
 
 
 def objective_from_logits(logits: Array, ascend: str) -> Array:
@@ -118,6 +125,7 @@ def gradient_ascent(
     spec: AscentSpec,
     gradient_scale: Array | None = None,
     return_trajectory: bool = False,
+    rng: Array | None = None,
 ) -> tuple[Array, Array | None]:
   """Projected gradient ascent on y (Eq. 8).
 
@@ -129,6 +137,7 @@ def gradient_ascent(
     gradient_scale: optional elementwise factor on the gradient (joint
       inference uses 1 / crop coverage).
     return_trajectory: also return y(0..T) stacked on a new leading axis.
+    rng: key of the noise when spec.noise_std > 0 (ignored otherwise).
 
   Returns:
     (y(T), trajectory of shape (T + 1, *y0.shape) or None).
@@ -136,14 +145,22 @@ def gradient_ascent(
   project = get_projection(spec.projection)
   grad_fn = jax.grad(lambda y: jnp.sum(objective(y)))
 
-  def step(y, _):
+  noisy = spec.noise_std > 0
+  if noisy and rng is None:
+    raise ConfigError('inference with noise_std > 0 needs a random key')
+
+  def step(y, key):
     g = grad_fn(y)
     if gradient_scale is not None:
       g = g * gradient_scale
-    y_next = project(y + spec.step_size * g)
+    y_next = y + spec.step_size * g
+    if noisy:
+      y_next = y_next + spec.noise_std * jax.random.normal(key, y.shape)
+    y_next = project(y_next)
     return y_next, (y_next if return_trajectory else None)
 
-  y_final, steps = jax.lax.scan(step, y0, None, length=spec.num_steps,
+  keys = jax.random.split(rng, spec.num_steps) if noisy else None
+  y_final, steps = jax.lax.scan(step, y0, keys, length=spec.num_steps,
                                 unroll=spec.unroll)
   if not return_trajectory:
     return y_final, None
@@ -151,11 +168,12 @@ def gradient_ascent(
 
 
 def infer(logit_fn: LogitFn, x: Array, y0: Array, spec: AscentSpec,
-          return_trajectory: bool = False) -> tuple[Array, Array | None]:
+          return_trajectory: bool = False, rng: Array | None = None
+          ) -> tuple[Array, Array | None]:
   """Inference for inputs x of the value net's own size, from y0."""
   objective = lambda y: objective_from_logits(logit_fn(x, y), spec.ascend)
   return gradient_ascent(objective, y0, spec,
-                         return_trajectory=return_trajectory)
+                         return_trajectory=return_trajectory, rng=rng)
 
 
 # ----------------------------------------------------------------- crops ----
@@ -238,7 +256,8 @@ def _flatten_crops(crops: Array) -> Array:
 
 def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
                 crop_size: int, num_classes: int, spec: AscentSpec,
-                return_trajectory: bool = False) -> tuple[Array, Array | None]:
+                return_trajectory: bool = False, rng: Array | None = None
+                ) -> tuple[Array, Array | None]:
   """Joint inference of full-size masks (B, H, W, K) from all crops at once."""
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
@@ -253,19 +272,20 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   y0 = start_point((batch, image_size, image_size, num_classes), spec)
   scale = jnp.asarray(1.0 / coverage, jnp.float32)[None, :, :, None]
   return gradient_ascent(objective, y0, spec, gradient_scale=scale,
-                         return_trajectory=return_trajectory)
+                         return_trajectory=return_trajectory, rng=rng)
 
 
 def infer_averaged(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
                    crop_size: int, num_classes: int, spec: AscentSpec,
-                   return_trajectory: bool = False
+                   return_trajectory: bool = False, rng: Array | None = None
                    ) -> tuple[Array, Array | None]:
   """Independent inference per crop, crop masks averaged: (B, H, W, K)."""
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
   x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
   y0 = start_point(x_crops.shape[:-1] + (num_classes,), spec)
-  y_crops, trajectory = infer(logit_fn, x_crops, y0, spec, return_trajectory)
+  y_crops, trajectory = infer(logit_fn, x_crops, y0, spec, return_trajectory,
+                              rng)
 
   def to_image(flat_crops):
     crops = flat_crops.reshape((batch, num_crops) + flat_crops.shape[1:])
@@ -281,15 +301,15 @@ COMBINERS = {'joint': infer_joint, 'average': infer_averaged}
 
 def infer_full_image(logit_fn: LogitFn, images: Array, *, crop_size: int,
                      num_crops: int, combine: str, num_classes: int,
-                     spec: AscentSpec, return_trajectory: bool = False
-                     ) -> tuple[Array, Array | None]:
+                     spec: AscentSpec, return_trajectory: bool = False,
+                     rng: Array | None = None) -> tuple[Array, Array | None]:
   """Soft masks (B, H, W, K) for square images, from a grid of crops."""
   if combine not in COMBINERS:
     raise ConfigError(
         f'unknown crop combination {combine!r}; choose one of {sorted(COMBINERS)}')
   offsets = crop_offsets(images.shape[1], crop_size, num_crops)
   return COMBINERS[combine](logit_fn, images, offsets, crop_size, num_classes,
-                            spec, return_trajectory)
+                            spec, return_trajectory, rng)
 
 
 def start_point(shape: tuple[int, ...], spec: AscentSpec) -> Array:

@@ -150,7 +150,8 @@ def ascent_spec_from_config(cfg: ml_collections.ConfigDict
   return inference.AscentSpec(num_steps=cfg.num_steps,
                               step_size=cfg.step_size,
                               projection=cfg.projection, ascend=cfg.ascend,
-                              unroll=cfg.unroll or True)  # 0: fully
+                              unroll=cfg.unroll or True,  # 0: fully
+                              noise_std=cfg.get('noise_std', 0.0))
 
 
 def tuple_spec_from_config(config: ml_collections.ConfigDict
@@ -395,13 +396,14 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
     return compile_predict(predict, mesh)
 
   spec = ascent_spec_from_config(eval_cfg.inference)
+  eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
         bind_logit_fn(model, params), input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
-        return_trajectory=return_trajectory)
+        return_trajectory=return_trajectory, rng=eval_key)
     return (masks, trajectory) if return_trajectory else masks
 
   return compile_predict(predict, None if return_trajectory else mesh)
@@ -421,7 +423,8 @@ def make_multilabel_predict_fn(model: nn.Module,
 
   def predict(params, x):
     y0 = inference.start_point((x.shape[0], num_labels), spec)
-    return inference.infer(bind_logit_fn(model, params), x, y0, spec)[0]
+    return inference.infer(bind_logit_fn(model, params), x, y0, spec,
+                           rng=jax.random.key(config.seed))[0]
 
   return compile_predict(predict, mesh)
 

@@ -133,7 +133,8 @@ def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   y0 = inference.start_point(y_star.shape, spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
-      return_trajectory=spec.inference_pick == 'random')
+      return_trajectory=spec.inference_pick == 'random',
+      rng=jax.random.fold_in(rng, 1))
   if spec.inference_pick == 'final':
     return y_final
   batch, num_steps = x.shape[0], spec.inference_ascent.num_steps
@@ -255,7 +256,8 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
         logit_fn(x, y), spec.adversarial_ascent.ascend)
   else:
     objective = lambda y: loss_fn(logit_fn(x, y), oracle(y, y_star))
-  y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent)
+  y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent,
+                                   rng=jax.random.fold_in(rng, 2))
   return y
 
 

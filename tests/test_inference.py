@@ -141,3 +141,25 @@ def test_full_image_inference_compiles_once_per_shape():
   assert predict._cache_size() == 1
   predict(jnp.zeros((3, 32, 32, 3)))
   assert predict._cache_size() == 2
+
+
+def test_langevin_noise_is_keyed_and_off_by_default():
+  w = jnp.linspace(-1.0, 1.0, 12).reshape(1, 12)
+  objective = lambda y: jnp.sum(y * w, axis=1)
+  y0 = jnp.full((3, 12), 0.5)
+  plain = inference.AscentSpec(num_steps=4, step_size=0.1)
+  noisy = inference.AscentSpec(num_steps=4, step_size=0.1, noise_std=0.2)
+  without, _ = inference.gradient_ascent(objective, y0, plain)
+  key = jax.random.key(3)
+  a, _ = inference.gradient_ascent(objective, y0, noisy, rng=key)
+  b, _ = inference.gradient_ascent(objective, y0, noisy, rng=key)
+  c, _ = inference.gradient_ascent(objective, y0, noisy,
+                                   rng=jax.random.key(4))
+  np.testing.assert_array_equal(a, b)                 # same key, same path
+  assert float(jnp.abs(a - c).max()) > 0.01           # another key differs
+  assert float(jnp.abs(a - without).max()) > 0.01
+  assert float(a.min()) >= 0 and float(a.max()) <= 1  # still projected
+  with pytest.raises(ConfigError, match='needs a random key'):
+    inference.gradient_ascent(objective, y0, noisy)
+  with pytest.raises(ConfigError, match='noise_std must be >= 0'):
+    inference.AscentSpec(noise_std=-1.0)

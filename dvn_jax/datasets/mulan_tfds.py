@@ -27,13 +27,13 @@ ARFF files.
 from __future__ import annotations
 
 import os
-import pathlib
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from dvn_jax.datasets import multilabel
+from dvn_jax.datasets import tfds_records
 from dvn_jax.errors import DataError
 
 _CITATION = """\
@@ -123,27 +123,15 @@ BUILDERS = {'bibtex': BibtexBuilder, 'bookmarks': BookmarksBuilder}
 
 
 def is_prepared(data_dir: str, dataset: str) -> bool:
-  builder = BUILDERS[dataset]
-  return (pathlib.Path(data_dir).expanduser() / builder.name /
-          str(builder.VERSION) / 'dataset_info.json').is_file()
+  return tfds_records.is_prepared(data_dir, BUILDERS[dataset])
 
 
 def read_prepared(data_dir: str, dataset: str
                   ) -> dict[str, multilabel.MultiLabelSplit]:
   """The 'train' and 'test' files of a prepared builder, in file order."""
-  builder = BUILDERS[dataset](data_dir=os.path.expanduser(data_dir))
-  try:
-    sources = builder.as_data_source()
-  except (OSError, ValueError, KeyError) as e:
-    raise DataError(f'cannot open the array_record files of '
-                    f'{builder.data_dir} ({type(e).__name__}); prepare it '
-                    "again with file_format='array_record'") from None
-  files = {}
-  for split in ('train', 'test'):
-    source = sources[split]
-    records = sorted((source[i] for i in range(len(source))),
-                     key=lambda r: int(r['index']))
-    files[split] = multilabel.MultiLabelSplit(
-        np.stack([r['features'] for r in records]).astype(np.float32),
-        np.stack([r['labels'] for r in records]).astype(np.uint8))
-  return files
+  records = tfds_records.records_in_order(
+      tfds_records.open_builder(BUILDERS[dataset], data_dir), ['train', 'test'])
+  return {split: multilabel.MultiLabelSplit(
+      np.stack([r['features'] for r in rows]).astype(np.float32),
+      np.stack([r['labels'] for r in rows]).astype(np.uint8))
+          for split, rows in records.items()}

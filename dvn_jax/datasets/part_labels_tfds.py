@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from dvn_jax.datasets import part_labels
-from dvn_jax.errors import DataError
+from dvn_jax.datasets import tfds_records
 
 _CITATION = """\
 @inproceedings{kae2013augmenting,
@@ -129,25 +129,16 @@ class PartLabelsBuilder(tfds.core.GeneratorBasedBuilder):
 
 
 def is_prepared(data_dir: str) -> bool:
-  return (pathlib.Path(data_dir).expanduser() / PartLabelsBuilder.name /
-          str(PartLabelsBuilder.VERSION) / 'dataset_info.json').is_file()
+  return tfds_records.is_prepared(data_dir, PartLabelsBuilder)
 
 
 def read_prepared(data_dir: str) -> dict[str, part_labels.PartLabelsSplit]:
   """Splits 'train', 'val', 'test' of a prepared builder, in list order."""
-  builder = PartLabelsBuilder(data_dir=os.path.expanduser(data_dir))
-  try:
-    sources = builder.as_data_source()
-  except (OSError, ValueError, KeyError) as e:
-    raise DataError(f'cannot open the array_record files of '
-                    f'{builder.data_dir} ({type(e).__name__}); prepare it '
-                    "again with file_format='array_record'") from None
+  records = tfds_records.records_in_order(
+      tfds_records.open_builder(PartLabelsBuilder, data_dir), list(TFDS_SPLITS))
   splits = {}
   for tfds_name, split in TFDS_SPLITS.items():
-    source = sources[tfds_name]
-    records = sorted((source[i] for i in range(len(source))),
-                     key=lambda r: int(r['index']))
     names = [r['name'].decode() if isinstance(r['name'], bytes) else
-             str(r['name']) for r in records]
-    splits[split] = part_labels.stack_faces(records, names)
+             str(r['name']) for r in records[tfds_name]]
+    splits[split] = part_labels.stack_faces(records[tfds_name], names)
   return splits
