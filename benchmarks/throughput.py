@@ -81,7 +81,7 @@ def with_settings(config, batch_size: int, unroll: int):
   config = config.copy_and_resolve_references()
   config.batch_size = batch_size
   ascents = [config.eval.inference]
-  if train.task_name(config) == 'segmentation' or 'tuples' in config:
+  if 'tuples' in config:
     ascents += [config.tuples.inference, config.tuples.adversarial]
   for ascent in ascents:
     ascent.unroll = unroll
