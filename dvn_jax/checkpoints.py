@@ -168,9 +168,11 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   """
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   failures: list[tuple[int, Exception]] = []
+  mismatched: list[int] = []   # steps written for other shapes
   steps = sorted(manager.all_steps(), reverse=True)
   for step in steps:
     if fits_target(manager, step, target) is False:   # another config's
+      mismatched.append(step)
       failures.append((step, CheckpointError('written for other shapes')))
       continue
     with _stderr_held() as discard_stderr:
@@ -192,14 +194,12 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
     return state
   if not failures:
     return None
-  step, error = failures[0]
-  mismatched = [bad for bad, _ in failures
-                if fits_target(manager, bad, target) is False]
   if mismatched:
     raise CheckpointError(
         f'checkpoint {mismatched[0]} in {manager.directory} does not match '
         'this config (its arrays have other shapes); use a new --workdir or '
         'the config it was trained with')
+  error = failures[0][1]
   raise CheckpointError(
       f'no checkpoint in {manager.directory} can be read (steps {steps}; '
       f'newest: {_first_line(error)}); they are damaged: move the folder '

@@ -28,6 +28,7 @@ from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dvn_jax import input_pipeline
 from dvn_jax.errors import ConfigError
 
 DATA_AXIS = 'data'
@@ -122,11 +123,6 @@ def to_host(array: jax.Array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(array, tiled=True))
 
 
-def round_up(size: int, mesh: Mesh) -> int:
-  """The smallest multiple of the device count >= size."""
-  return -(-size // mesh.size) * mesh.size
-
-
 def sharded_batch_fn(fn: Callable[..., jax.Array], mesh: Mesh
                      ) -> Callable[[Any, np.ndarray], np.ndarray]:
   """fn(params, batch) jitted with the batch split over the mesh.
@@ -140,10 +136,7 @@ def sharded_batch_fn(fn: Callable[..., jax.Array], mesh: Mesh
                    out_shardings=sharding)
 
   def call(params, batch):
-    batch = np.asarray(batch)
-    padded = np.concatenate(
-        [batch, np.repeat(batch[-1:], round_up(len(batch), mesh) - len(batch),
-                          axis=0)])
+    padded = input_pipeline.pad_to_multiple(np.asarray(batch), mesh.size)
     return to_host(jitted(params, put(padded, sharding)))[:len(batch)]
 
   return call
