@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,34 @@ Array = jax.Array
 Projection = Callable[[Array], Array]
 # logit_fn(x, y) -> (B,) value logits, the network with its parameters bound.
 LogitFn = Callable[[Array, Array], Array]
+
+
+def _identity(x: Any) -> Any:
+  return x
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueFn:
+  """A value network with its parameters bound, in two stages.
+
+  `encode(x)` computes what depends on the input alone; `logits(features, y)`
+  the rest. Inference calls `encode` once per run and `logits` at every
+  step, so input-only features are not recomputed (the paper's future work,
+  Sec. 6). Calling it is `logits(encode(x), y)`: a ValueFn is a LogitFn.
+  """
+  logits: Callable[[Any, Array], Array]
+  encode: Callable[[Array], Any] = _identity
+
+  def __call__(self, x: Array, y: Array) -> Array:
+    return self.logits(self.encode(x), y)
+
+
+def stages(logit_fn: LogitFn) -> tuple[Callable[[Array], Any],
+                                       Callable[[Any, Array], Array]]:
+  """(encode, logits) of a ValueFn; (identity, logit_fn) of a plain one."""
+  if isinstance(logit_fn, ValueFn):
+    return logit_fn.encode, logit_fn.logits
+  return _identity, logit_fn
 
 
 def project_box(y: Array) -> Array:
@@ -171,7 +200,9 @@ def infer(logit_fn: LogitFn, x: Array, y0: Array, spec: AscentSpec,
           return_trajectory: bool = False, rng: Array | None = None
           ) -> tuple[Array, Array | None]:
   """Inference for inputs x of the value net's own size, from y0."""
-  objective = lambda y: objective_from_logits(logit_fn(x, y), spec.ascend)
+  encode, logits = stages(logit_fn)
+  features = encode(x)
+  objective = lambda y: objective_from_logits(logits(features, y), spec.ascend)
   return gradient_ascent(objective, y0, spec,
                          return_trajectory=return_trajectory, rng=rng)
 
@@ -261,12 +292,13 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   """Joint inference of full-size masks (B, H, W, K) from all crops at once."""
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
-  x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
+  encode, logits = stages(logit_fn)
+  features = encode(_flatten_crops(extract_crops(images, offsets, crop_size)))
   coverage = crop_coverage(offsets, crop_size, image_size)
 
   def objective(masks):
     y_crops = _flatten_crops(extract_crops(masks, offsets, crop_size))
-    values = objective_from_logits(logit_fn(x_crops, y_crops), spec.ascend)
+    values = objective_from_logits(logits(features, y_crops), spec.ascend)
     return values.reshape(batch, num_crops).sum(axis=1)
 
   y0 = start_point((batch, image_size, image_size, num_classes), spec)

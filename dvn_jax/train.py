@@ -211,8 +211,14 @@ def make_optimizer(cfg: ml_collections.ConfigDict,
 
 
 def create_model(config: ml_collections.ConfigDict) -> nn.Module:
+  """The model of config.model; a segmentation value net's mask channels
+  are the task's number of classes."""
   kwargs = dict(config.model)
   name = kwargs.pop('name')
+  if (task_name(config) == 'segmentation' and
+      name in models.MODELS and 'mask_channels' in
+      models.MODELS[name].__dataclass_fields__):
+    kwargs.setdefault('mask_channels', num_classes(config))
   return models.create_model(name, **kwargs)
 
 
@@ -245,9 +251,20 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
 # ---------------------------------------------------------- train steps ----
 
 
-def bind_logit_fn(model: nn.Module, params: Any) -> inference.LogitFn:
-  """The value network with fixed parameters, in inference mode."""
-  return lambda x, y: model.apply({'params': params}, x, y, train=False)
+def bind_logit_fn(model: nn.Module, params: Any) -> inference.ValueFn:
+  """The value network with fixed parameters, in inference mode.
+
+  Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
+  are bound in their two stages, so inference encodes each input once.
+  """
+  variables = {'params': params}
+  if isinstance(model, models.TwoStageValueNet):
+    return inference.ValueFn(
+        encode=lambda x: model.apply(variables, x, method='encode'),
+        logits=lambda f, y: model.apply(variables, f, y,
+                                        method='value_logits'))
+  return inference.ValueFn(
+      lambda x, y: model.apply(variables, x, y, train=False))
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:

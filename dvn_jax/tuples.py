@@ -251,11 +251,13 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
     y0 = inference_outputs(rng, logit_fn, x, y_star, spec)
   else:
     y0 = stratified_outputs(rng, y_star, spec)
+  encode, logits = inference.stages(logit_fn)
+  features = encode(x)
   if spec.adversarial_objective == 'value':
     objective = lambda y: inference.objective_from_logits(
-        logit_fn(x, y), spec.adversarial_ascent.ascend)
+        logits(features, y), spec.adversarial_ascent.ascend)
   else:
-    objective = lambda y: loss_fn(logit_fn(x, y), oracle(y, y_star))
+    objective = lambda y: loss_fn(logits(features, y), oracle(y, y_star))
   y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent,
                                    rng=jax.random.fold_in(rng, 2))
   return y

@@ -163,3 +163,31 @@ def test_langevin_noise_is_keyed_and_off_by_default():
     inference.gradient_ascent(objective, y0, noisy)
   with pytest.raises(ConfigError, match='noise_std must be >= 0'):
     inference.AscentSpec(noise_std=-1.0)
+
+
+def _scan_bodies(jaxpr) -> list:
+  return [str(e.params['jaxpr']) for e in jaxpr.jaxpr.eqns
+          if e.primitive.name == 'scan']
+
+
+@pytest.mark.parametrize('combine', ['joint', 'average'])
+def test_two_stage_value_fn_encodes_the_input_once_outside_the_steps(
+    combine):
+  """ValueFn.encode runs before the ascent loop, not at every step, and
+  gives the same masks as the same network called whole."""
+  weights = jax.random.normal(jax.random.key(0), (8, 8, 1))
+  encode = lambda x: jnp.cos(x[..., :1])      # cos marks the encoder
+  logits = lambda f, y: jnp.sum(f * y * weights[:f.shape[1], :f.shape[2]]
+                                - y ** 2, axis=(1, 2, 3))
+  staged = inference.ValueFn(logits=logits, encode=encode)
+  whole = lambda x, y: logits(encode(x), y)
+  images = jax.random.uniform(jax.random.key(1), (2, 10, 10, 3))
+  spec = inference.AscentSpec(num_steps=4, step_size=0.5, unroll=1)
+  run = lambda fn: inference.infer_full_image(
+      fn, images, crop_size=8, num_crops=4, combine=combine, num_classes=1,
+      spec=spec)[0]
+  np.testing.assert_allclose(run(staged), run(whole), rtol=1e-6)
+  staged_bodies = _scan_bodies(jax.make_jaxpr(lambda: run(staged))())
+  whole_bodies = _scan_bodies(jax.make_jaxpr(lambda: run(whole))())
+  assert len(staged_bodies) == len(whole_bodies) == 1
+  assert 'cos' in whole_bodies[0] and 'cos' not in staged_bodies[0]

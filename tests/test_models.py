@@ -1,5 +1,6 @@
 """Value network (paper Fig. 2) and FCN baseline."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,3 +91,80 @@ def test_conv_chunks_change_nothing_but_speed():
   np.testing.assert_allclose(grad(chunked)(y), grad(whole)(y), rtol=1e-4,
                              atol=1e-7)
   assert models.conv_chunk_size(None) == 8       # the tests run on a CPU
+
+
+def test_two_stream_value_net_stages_compose_to_the_call():
+  model = models.create_model('two_stream_value_net', conv_chunk=0)
+  params = models.init_params(model, jax.random.key(0), 24)
+  # image tower 3->64->128->128; mask tower 1->32->64->64; (gamma, beta) 1x1
+  # convs 64->64, 128->128, 128->128; fc (6*6*64)->384->192->1.
+  expected = (5 * 5 * 3 * 64 + 64 + 5 * 5 * 64 * 128 + 128
+              + 5 * 5 * 128 * 128 + 128
+              + 5 * 5 * 1 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 5 * 5 * 64 * 64
+              + 64 + 64 * 64 + 64 + 2 * (128 * 128 + 128)
+              + 2304 * 384 + 384 + 384 * 192 + 192 + 192 + 1)
+  assert _count(params) == expected
+  x = jax.random.uniform(jax.random.key(1), (20, 24, 24, 3))
+  y = jax.random.uniform(jax.random.key(2), (20, 24, 24, 1))
+  variables = {'params': params}
+  whole = model.apply(variables, x, y)
+  features = model.apply(variables, x, method='encode')
+  assert [f.shape for f in features] == [(20, 24, 24, 64), (20, 12, 12, 128),
+                                         (20, 6, 6, 128)]
+  staged = model.apply(variables, features, y, method='value_logits')
+  np.testing.assert_allclose(staged, whole, rtol=1e-6)
+  # Slices of 8 (8 + 8 + 4) give the same values.
+  chunked = models.create_model('two_stream_value_net', conv_chunk=8)
+  np.testing.assert_allclose(chunked.apply(variables, x, y), whole,
+                             rtol=1e-5, atol=1e-6)
+  # The value depends on both the image and the mask.
+  assert not np.allclose(model.apply(variables, x, 1 - y), whole)
+  assert not np.allclose(model.apply(variables, 1 - x, y), whole)
+
+
+def test_two_stream_needs_one_mask_width_per_conv_layer():
+  model = models.create_model('two_stream_value_net', mask_features=(8, 8))
+  with pytest.raises(ConfigError, match='one width per conv layer'):
+    models.init_params(model, jax.random.key(0), 24)
+
+
+class _ConcatValueNet(nn.Module):
+  """Paper Fig. 2 written plainly: one conv tower on concat(x, y)."""
+
+  @nn.compact
+  def __call__(self, x, y, train=False):
+    del train
+    h = models.ConvTower(name='tower')(
+        jnp.concatenate([2 * x - 1, 2 * y - 1], axis=-1))
+    h = h.reshape(h.shape[0], -1)
+    h = nn.relu(nn.Dense(384, name='fc0')(h))
+    h = nn.relu(nn.Dense(192, name='fc1')(h))
+    return nn.Dense(1, name='out')(h)[:, 0]
+
+
+@pytest.mark.parametrize('classes', [1, 3])
+def test_split_first_convolution_is_the_concatenated_network(classes):
+  """encode(x) (the image's part of conv0) then value_logits(., y) is the
+  network on concat(x, y), with the same parameter tree and initial values."""
+  model = models.create_model('value_net', mask_channels=classes,
+                              conv_chunk=0)
+  params = models.init_params(model, jax.random.key(0), 24, classes)
+  reference = _ConcatValueNet()
+  ref_params = models.init_params(reference, jax.random.key(0), 24, classes)
+  assert jax.tree.all(jax.tree.map(np.array_equal, params, ref_params))
+  x = jax.random.uniform(jax.random.key(1), (6, 24, 24, 3))
+  y = jax.random.uniform(jax.random.key(2), (6, 24, 24, classes))
+  variables = {'params': params}
+  features = model.apply(variables, x, method='encode')
+  assert features.shape == (6, 24, 24, 64)
+  expected = reference.apply(variables, x, y)
+  np.testing.assert_allclose(
+      model.apply(variables, features, y, method='value_logits'), expected,
+      rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(model.apply(variables, x, y), expected,
+                             rtol=1e-5, atol=1e-6)
+  grad = lambda f: jax.grad(lambda y: f(y).sum())(y)
+  np.testing.assert_allclose(
+      grad(lambda y: model.apply(variables, features, y,
+                                 method='value_logits')),
+      grad(lambda y: reference.apply(variables, x, y)), rtol=1e-4, atol=1e-7)

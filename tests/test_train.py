@@ -68,7 +68,8 @@ def test_predict_in_batches_pads_and_trims():
   assert calls == [(2, 1)] * 3
 
 
-@pytest.mark.parametrize('model_name', ['value_net', 'fcn'])
+@pytest.mark.parametrize('model_name',
+                         ['value_net', 'two_stream_value_net', 'fcn'])
 def test_train_step_learns_and_compiles_once(model_name):
   config = horses_config.get_config('smoke')
   config.model.name = model_name

@@ -139,3 +139,25 @@ def test_several_points_per_trajectory_reuse_inputs(setup):
 def test_bad_tuple_settings_are_config_errors(kwargs, match):
   with pytest.raises(ConfigError, match=match):
     tuples.TupleSpec(**kwargs)
+
+
+def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
+  from dvn_jax import train
+  model = models.create_model('two_stream_value_net', conv_chunk=0)
+  params = models.init_params(model, jax.random.key(0), 24)
+  staged = train.bind_logit_fn(model, params)
+  assert isinstance(staged, inference.ValueFn)
+  whole = lambda x, y: model.apply({'params': params}, x, y)
+  x = jax.random.uniform(jax.random.key(1), (4, 24, 24, 3))
+  y_star = (jax.random.uniform(jax.random.key(2), (4, 24, 24, 1)) > 0.6
+            ).astype(jnp.float32)
+  spec = tuples.TupleSpec(
+      mix=(('inference', 0.5), ('adversarial', 0.5)),
+      adversarial_start='inference',
+      inference_ascent=inference.AscentSpec(num_steps=3, step_size=10.0),
+      adversarial_ascent=inference.AscentSpec(num_steps=2, step_size=10.0))
+  for a, b in zip(tuples.generate_tuples(jax.random.key(3), staged, x,
+                                         y_star, spec),
+                  tuples.generate_tuples(jax.random.key(3), whole, x,
+                                         y_star, spec)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
