@@ -144,3 +144,14 @@ def test_fcn_baseline_config_trains_and_evaluates(tmp_path):
                   f'--config.init_from={fcn_params}')
   assert warm.returncode == 0, warm.stderr[-2000:]
   assert 'Warm start from' in warm.stderr + warm.stdout
+
+
+def test_two_stream_config_trains_and_evaluates(tmp_path):
+  config = f'--config={REPO / "configs" / "horses.py"}:two_stream,smoke'
+  trained = run_main(config, f'--workdir={tmp_path}')
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  assert 'val: mean IoU' in trained.stdout
+  assert 'mask_convs_0' in trained.stdout + trained.stderr   # its parameters
+  evaluated = run_main(config, f'--workdir={tmp_path}', '--mode=evaluate')
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  assert 'test: mean IoU' in evaluated.stdout

@@ -8,6 +8,7 @@ import pytest
 from configs import horses as horses_config
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
+from dvn_jax import models
 from dvn_jax import train
 from dvn_jax.errors import ConfigError
 
@@ -138,3 +139,13 @@ def test_a_mix_with_no_positive_weight_is_a_config_error():
     config.tuples.mix[name] = 0.0
   with pytest.raises(ConfigError, match='positive sum'):
     train.check_config(config)
+
+
+def test_horses_config_options_combine_and_unknown_ones_fail():
+  config = horses_config.get_config('two_stream,smoke')
+  assert config.model.name == 'two_stream_value_net'
+  assert config.num_train_steps == horses_config.get_config(
+      'smoke').num_train_steps
+  assert isinstance(train.create_model(config), models.TwoStreamValueNet)
+  with pytest.raises(ValueError, match="unknown config argument.*'moon'"):
+    horses_config.get_config('smoke,moon')
