@@ -65,6 +65,18 @@ def apply_in_chunks(fn, inputs, chunk: int):
   return jax.tree.map(lambda *parts: jnp.concatenate(parts, axis=0), *outputs)
 
 
+def value_head(h: Array, hidden: Sequence[nn.Module], dropout: nn.Dropout,
+               out: nn.Module, train: bool) -> Array:
+  """The FC head of the segmentation value nets: flatten, ReLU layers
+  (dropout after the first), a linear logit (B,)."""
+  h = h.reshape(h.shape[0], -1)
+  for i, dense in enumerate(hidden):
+    h = nn.relu(dense(h))
+    if i == 0:
+      h = dropout(h, deterministic=not train)
+  return out(h)[:, 0]
+
+
 class TwoStageValueNet(nn.Module):
   """A value network in two stages (paper Sec. 6, future work).
 
@@ -164,12 +176,8 @@ class SegmentationValueNet(TwoStageValueNet):
                    train: bool = False) -> Array:
     h = apply_in_chunks(lambda inputs: self.tower(*inputs), (features, y),
                         conv_chunk_size(self.conv_chunk))
-    h = h.reshape(h.shape[0], -1)
-    for i in range(len(self.hidden)):
-      h = nn.relu(getattr(self, f'fc{i}')(h))
-      if i == 0:
-        h = self.dropout(h, deterministic=not train)
-    return self.out(h)[:, 0]
+    hidden = [getattr(self, f'fc{i}') for i in range(len(self.hidden))]
+    return value_head(h, hidden, self.dropout, self.out, train)
 
 
 class _SplitInputTower(nn.Module):
@@ -309,12 +317,7 @@ class TwoStreamValueNet(TwoStageValueNet):
 
     h = apply_in_chunks(mask_stream, (features, y),
                         conv_chunk_size(self.conv_chunk))
-    h = h.reshape(h.shape[0], -1)
-    for i, dense in enumerate(self.fc):
-      h = nn.relu(dense(h))
-      if i == 0:
-        h = self.dropout(h, deterministic=not train)
-    return self.out(h)[:, 0]
+    return value_head(h, self.fc, self.dropout, self.out, train)
 
 
 class MultiLabelValueNet(TwoStageValueNet):
