@@ -70,7 +70,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       temperature=0.05,
       adversarial=ascent(1, 0.5),
       adversarial_start='ground_truth_or_zeros',
-      adversarial_objective='value'))
+      adversarial_objective='value',
+      inference_chains=False, chain_steps=1))
 
   c.eval = ml_collections.ConfigDict(dict(
       inference=ascent(20, 0.5), threshold=0.5, batch_size=512))

@@ -67,6 +67,8 @@ class TrainState(flax.struct.PyTreeNode):
   step: Array
   params: Any
   opt_state: Any
+  # Persistent inference chains (tuples.InferenceChains) or None.
+  chains: Any = None
 
 
 # ---------------------------------------------------- config -> specs ----
@@ -170,7 +172,9 @@ def tuple_spec_from_config(config: ml_collections.ConfigDict
       temperature=t.temperature,
       adversarial_ascent=ascent_spec_from_config(t.adversarial),
       adversarial_start=t.adversarial_start,
-      adversarial_objective=t.get('adversarial_objective', 'loss'))
+      adversarial_objective=t.get('adversarial_objective', 'loss'),
+      inference_chains=t.get('inference_chains', False),
+      chain_steps=t.get('chain_steps', 1))
 
 
 def make_optimizer(cfg: ml_collections.ConfigDict,
@@ -232,20 +236,44 @@ def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
                                        (config.model.num_labels,))
 
 
+def init_chains(config: ml_collections.ConfigDict
+                ) -> tuples.InferenceChains | None:
+  """Persistent inference chains of a value-net config that asks for them
+  (`tuples.inference_chains`), shaped like its training examples."""
+  if config.model.name in models.CLASSIFIERS:
+    return None
+  spec = tuple_spec_from_config(config)
+  count = tuples.num_chains(config.batch_size, spec)
+  if count == 0:
+    return None
+  if task_name(config) == 'segmentation':
+    crop = (config.crop_size, config.crop_size)
+    x_shape, y_shape = (count, *crop, 3), (count, *crop, num_classes(config))
+  else:
+    x_shape = (count, config.data.num_features)
+    y_shape = (count, config.model.num_labels)
+  return tuples.init_chains(x_shape, y_shape, spec)
+
+
 def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
   params = init_model_params(model, config, jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=tx.init(params))
+                    opt_state=tx.init(params), chains=init_chains(config))
 
 
-def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
-                     path: str) -> TrainState:
-  """`state` with its conv tower taken from a parameter file (e.g. an FCN)."""
-  params, copied = checkpoints.warm_start(state.params, path)
-  logging.info('Warm start from %s: %s', path, ', '.join(copied))
-  params = jax.tree.map(jnp.asarray, params)
-  return state.replace(params=params, opt_state=tx.init(params))
+def state_shardings(mesh: jax.sharding.Mesh, chains: bool) -> TrainState:
+  """Shardings of a train state (a pytree prefix): everything replicated
+  but the inference chains (if any), split over the devices like a batch."""
+  rep = parallel.replicated(mesh)
+  return TrainState(step=rep, params=rep, opt_state=rep,
+                    chains=parallel.batch_sharded(mesh) if chains else None)
+
+
+def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
+  """`state` as global arrays with `state_shardings`."""
+  return jax.tree.map(lambda sharding, part: parallel.put_tree(part, sharding),
+                      state_shardings(mesh, state.chains is not None), state)
 
 
 # ---------------------------------------------------------- train steps ----
@@ -277,15 +305,17 @@ def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
       rng, images, masks, crop_size, flip)
 
 
-def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None
-                   ) -> Callable:
+def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,
+                   chains: bool = False) -> Callable:
   """jit with the state donated; on a mesh, everything replicated but the
-  batch indices, which are split over the devices (parallel.py)."""
+  batch indices and the inference chains, which are split over the devices
+  (parallel.py, `state_shardings`)."""
   if mesh is None:
     return jax.jit(train_step, donate_argnums=(0,))
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  return jax.jit(train_step, in_shardings=(rep, rep, rep, batch),
-                 out_shardings=(rep, rep), donate_argnums=(0,))
+  state = state_shardings(mesh, chains)
+  return jax.jit(train_step, in_shardings=(state, rep, rep, batch),
+                 out_shardings=(state, rep), donate_argnums=(0,))
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
@@ -310,8 +340,9 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     rng = jax.random.fold_in(base_key, state.step)
     rng_crop, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
-    x, y, v_star = tuples.generate_tuples(
-        rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec)
+    x, y, v_star, chains = tuples.generate_tuples_with_chains(
+        rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec,
+        state.chains)
 
     def loss(params):
       logits = model.apply({'params': params}, x, y, train=True,
@@ -331,9 +362,10 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
       metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
       start += size
-    return TrainState(state.step + 1, params, opt_state), metrics
+    return TrainState(state.step + 1, params, opt_state, chains), metrics
 
-  return jit_train_step(train_step, mesh)
+  return jit_train_step(train_step, mesh,
+                        chains=tuples.num_chains(config.batch_size, spec) > 0)
 
 
 def make_classifier_train_step(model: nn.Module,
@@ -564,13 +596,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   parallel.check_divisible(config.batch_size, mesh, 'batch_size')
+  if config.model.name not in models.CLASSIFIERS:
+    parallel.check_divisible(
+        tuples.num_chains(config.batch_size, tuple_spec_from_config(config)),
+        mesh, 'the inference chains (the inference share of batch_size)')
   replicated = parallel.replicated(mesh)
   inputs, targets = (parallel.put(a, replicated)
                      for a in train_arrays(train_split))
 
   model = create_model(config)
   tx = make_optimizer(config.optimizer, config.num_train_steps)
-  state = parallel.put_tree(create_state(model, tx, config), replicated)
+  state = place_state(create_state(model, tx, config), mesh)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
                                      config.keep_best_checkpoints)
   restored = checkpoints.restore_latest(manager, state)
@@ -579,8 +615,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info('Resumed from the checkpoint at step %d in %s',
                  int(state.step), manager.directory)
   elif config.init_from:
-    state = parallel.put_tree(warm_start_state(state, tx, config.init_from),
-                              replicated)
+    state = place_state(warm_start_state(state, tx, config.init_from), mesh)
   is_main = jax.process_index() == 0
   if is_main:
     write_config(config, workdir)

@@ -12,12 +12,22 @@ outputs y and their oracle values v* = oracle(y, y*):
 
 `generate_tuples` splits a batch between the generators in fixed, static
 proportions (the "mix"), so a train step compiles once.
+
+Inference tuples come from fresh trajectories (each train step runs T ascent
+steps from y(0) and keeps some of their points), or from persistent chains
+(`inference_chains`): trajectories kept in the train state, each advanced
+`chain_steps` ascent steps per train step with the current network and
+restarted on a new example after T steps. Every point of a chain becomes a
+tuple, so a train step costs `chain_steps` ascent steps instead of T: the
+replay of past inference outputs that the paper likens to Q-learning's
+experience replay (Sec. 3.2).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,6 +64,9 @@ class TupleSpec:
     adversarial_objective: 'loss' ascends the regression loss (the paper's
       Sec. 3.3); 'value' ascends the predicted value, as the authors'
       released multi-label code does.
+    inference_chains: take inference tuples from persistent chains
+      (`advance_chains`) instead of fresh trajectories.
+    chain_steps: ascent steps each chain takes per train step (divides T).
   """
   mix: tuple[tuple[str, float], ...] = (('inference', 0.5),
                                         ('adversarial', 0.5))
@@ -66,6 +79,8 @@ class TupleSpec:
   adversarial_ascent: inference.AscentSpec = inference.AscentSpec(num_steps=3)
   adversarial_start: str = 'ground_truth'
   adversarial_objective: str = 'loss'
+  inference_chains: bool = False
+  chain_steps: int = 1
 
   def __post_init__(self):
     names = [name for name, _ in self.mix]
@@ -98,6 +113,16 @@ class TupleSpec:
     if self.adversarial_objective not in ('loss', 'value'):
       raise ConfigError("adversarial_objective must be 'loss' or 'value', "
                         f'got {self.adversarial_objective!r}')
+    if self.inference_chains:
+      num_steps = self.inference_ascent.num_steps
+      if not (1 <= self.chain_steps <= num_steps and
+              num_steps % self.chain_steps == 0):
+        raise ConfigError(f'chain_steps must divide the inference num_steps '
+                          f'({num_steps}), got {self.chain_steps}')
+      if self.inference_pick != 'random' or self.inference_points != 1:
+        raise ConfigError("inference_chains make a tuple of every chain's "
+                          "point: set inference_pick='random' and "
+                          'inference_points=1')
     oracles.get_oracle(self.oracle)
     losses.get_loss(self.loss)
 
@@ -263,6 +288,75 @@ def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   return y
 
 
+# ------------------------------------------------- persistent chains ----
+
+
+class InferenceChains(flax.struct.PyTreeNode):
+  """Persistent inference trajectories, one per inference tuple of a batch.
+
+  x, y_star: (N, ...) the input and ground truth each chain works on;
+  y: (N, ...) its current point; age: (N,) int32 ascent steps taken from
+  y(0) (chains with age >= T restart).
+  """
+  x: Array
+  y_star: Array
+  y: Array
+  age: Array
+
+
+def num_chains(batch_size: int, spec: TupleSpec) -> int:
+  """Chains of a train step: its inference tuples (0 without chains)."""
+  if not spec.inference_chains:
+    return 0
+  return dict(split_sizes(batch_size, spec.mix)).get('inference', 0)
+
+
+def init_chains(x_shape: tuple[int, ...], y_shape: tuple[int, ...],
+                spec: TupleSpec) -> InferenceChains:
+  """Chains all due to restart at the first train step, staggered.
+
+  Chain i starts with age T + d_i, d_i = (i T / N) rounded down to a multiple
+  of chain_steps; its first restart keeps d_i (ages carry over T), so its
+  first trajectory is cut short and the N chains restart at evenly spread
+  steps ever after: each batch holds points from the whole trajectory, as
+  fresh trajectories with a random pick give, not all at one step.
+  """
+  count, num_steps = x_shape[0], spec.inference_ascent.num_steps
+  periods = num_steps // spec.chain_steps
+  stagger = (np.arange(count) * periods // max(count, 1)) * spec.chain_steps
+  return InferenceChains(
+      x=jnp.zeros(x_shape, jnp.float32), y_star=jnp.zeros(y_shape, jnp.float32),
+      y=inference.start_point(y_shape, spec.inference_ascent),
+      age=jnp.asarray(num_steps + stagger, jnp.int32))
+
+
+def advance_chains(rng: Array, logit_fn: inference.LogitFn,
+                   chains: InferenceChains, x: Array, y_star: Array,
+                   spec: TupleSpec) -> InferenceChains:
+  """Restarts finished chains on (x, y*), then ascends every chain.
+
+  Chain i, if its age is >= T, restarts from y(0) on the new example
+  (x[i], y*[i]); then every chain takes `chain_steps` steps of Eq. 8 with
+  the current network. The chains' new points are the inference tuples of
+  this train step: over a trajectory's life they are its points 1..T, each
+  made by the network of the train step that took it.
+  """
+  num_steps = spec.inference_ascent.num_steps
+  restart = chains.age >= num_steps
+  per_example = lambda mask, like: mask.reshape(
+      (-1,) + (1,) * (like.ndim - 1))
+  x = jnp.where(per_example(restart, x), x, chains.x)
+  y_star = jnp.where(per_example(restart, y_star), y_star, chains.y_star)
+  y0 = inference.start_point(chains.y.shape, spec.inference_ascent)
+  y = jnp.where(per_example(restart, y0), y0, chains.y)
+  age = jnp.where(restart, chains.age - num_steps, chains.age)
+  step_spec = dataclasses.replace(spec.inference_ascent,
+                                  num_steps=spec.chain_steps)
+  y, _ = inference.infer(logit_fn, x, y, step_spec, rng=rng)
+  return InferenceChains(x=x, y_star=y_star, y=y,
+                         age=age + spec.chain_steps)
+
+
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
                      x: Array, y_star: Array, spec: TupleSpec) -> Array:
   """Outputs y of generator `name` for inputs x and ground truths y*."""
@@ -284,9 +378,33 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
   The network is held fixed while generating (outputs carry no gradient).
   """
+  x, y, v_star, _ = generate_tuples_with_chains(rng, logit_fn, x, y_star,
+                                                spec, None)
+  return x, y, v_star
+
+
+def generate_tuples_with_chains(
+    rng: Array, logit_fn: inference.LogitFn, x: Array, y_star: Array,
+    spec: TupleSpec, chains: InferenceChains | None
+    ) -> tuple[Array, Array, Array, InferenceChains | None]:
+  """`generate_tuples`, the inference slice from `chains` when given.
+
+  The inference slice's examples restart the chains that are due
+  (`advance_chains`); its tuples are the chains' new points. Returns
+  (x, y, v*, the advanced chains).
+  """
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
+    if name == 'inference' and chains is not None:
+      chains = advance_chains(jax.random.fold_in(rng, i), logit_fn, chains,
+                              x[start:start + size],
+                              y_star[start:start + size], spec)
+      xs.append(chains.x)
+      ys.append(chains.y)
+      y_stars.append(chains.y_star)
+      start += size
+      continue
     # Inference tuples may take several points of each trajectory: then
     # fewer inputs of the slice are used, each repeated once per point.
     repeats = spec.inference_points if name == 'inference' else 1
@@ -299,4 +417,4 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
     start += size
   y = jax.lax.stop_gradient(jnp.concatenate(ys, axis=0))
   y_star = jnp.concatenate(y_stars, axis=0)
-  return jnp.concatenate(xs, axis=0), y, oracle(y, y_star)
+  return jnp.concatenate(xs, axis=0), y, oracle(y, y_star), chains

@@ -107,6 +107,29 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path):
   assert metric_lines(tmp_path / 'a') == metric_lines(tmp_path / 'b')
 
 
+def test_inference_chains_resume_exactly(tmp_path):
+  """The persistent chains are part of the checkpoint: a run stopped and
+  resumed mid-way equals an uninterrupted one (new chains would not)."""
+  config = horses_config.get_config('smoke')
+  config.tuples.inference_chains = True
+  config.tuples.inference.num_steps = 4    # chains outlive the cut
+  config.num_train_steps = 8
+  config.checkpoint_every_steps = config.eval_every_steps = 4
+  train.train_and_evaluate(config, str(tmp_path / 'whole'))
+  half = config.copy_and_resolve_references()
+  half.num_train_steps = 5
+  train.train_and_evaluate(half, str(tmp_path / 'cut'))
+  train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes at 5
+  whole, cut = (train.restore_state(train.create_model(config), config,
+                                    str(tmp_path / run))
+                for run in ('whole', 'cut'))
+  assert int(whole.step) == int(cut.step) == 8
+  for a, b in zip(jax.tree.leaves(jax.device_get(whole)),
+                  jax.tree.leaves(jax.device_get(cut))):
+    np.testing.assert_array_equal(a, b)
+  assert np.asarray(whole.chains.age).max() <= 4
+
+
 def damage(step_dir: pathlib.Path) -> None:
   """Truncates every array data file of a checkpoint."""
   files = [p for p in step_dir.rglob('*') if p.is_file() and p.parent.name == 'd']

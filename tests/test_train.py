@@ -69,11 +69,13 @@ def test_predict_in_batches_pads_and_trims():
   assert calls == [(2, 1)] * 3
 
 
-@pytest.mark.parametrize('model_name',
-                         ['value_net', 'two_stream_value_net', 'fcn'])
+@pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
+                                        'fcn', 'value_net+chains'])
 def test_train_step_learns_and_compiles_once(model_name):
   config = horses_config.get_config('smoke')
+  model_name, chains = model_name.partition('+')[::2]
   config.model.name = model_name
+  config.tuples.inference_chains = bool(chains)
   if model_name == 'fcn':
     del config.model.dropout_rate
   config.tuples.mix.stratified = 0.5
@@ -95,6 +97,11 @@ def test_train_step_learns_and_compiles_once(model_name):
   moved = jax.tree.map(lambda a, b: not np.allclose(a, b), params0,
                        jax.tree.map(np.asarray, state.params))
   assert all(jax.tree.leaves(moved))
+  if chains:   # 1 inference tuple of 4 (the mix): one chain, 2-step lives
+    assert int(state.chains.age[0]) in (1, 2)
+    assert state.chains.x.shape == (1, 24, 24, 3)
+  else:
+    assert state.chains is None
 
 
 def test_predict_fn_shapes_and_single_compile():

@@ -135,6 +135,10 @@ def test_several_points_per_trajectory_reuse_inputs(setup):
     (dict(temperature=0.0), 'tau'),
     (dict(adversarial_start='moon'), 'adversarial_start'),
     (dict(inference_pick='best'), 'inference_pick'),
+    (dict(inference_chains=True, chain_steps=3), 'chain_steps must divide'),
+    (dict(inference_chains=True, chain_steps=0), 'chain_steps must divide'),
+    (dict(inference_chains=True, inference_points=2), 'inference_chains'),
+    (dict(inference_chains=True, inference_pick='final'), 'inference_chains'),
 ])
 def test_bad_tuple_settings_are_config_errors(kwargs, match):
   with pytest.raises(ConfigError, match=match):
@@ -161,3 +165,70 @@ def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
                   tuples.generate_tuples(jax.random.key(3), whole, x,
                                          y_star, spec)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------ chains ----
+
+
+@pytest.mark.parametrize('chain_steps', [1, 2])
+def test_chains_walk_fresh_trajectories_and_restart_on_new_examples(
+    setup, chain_steps):
+  """With the network held fixed, every chain's points are the points of a
+  fresh inference trajectory on its example, each of 1..T once per life."""
+  logit_fn, x, y_star = setup
+  num_steps = 4
+  ascent = inference.AscentSpec(num_steps=num_steps, step_size=100.0)
+  spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent,
+                          inference_chains=True, chain_steps=chain_steps)
+  chains = tuples.init_chains(x.shape, y_star.shape, spec)
+  # Restarts are staggered: ages T + d_i, d_i multiples of chain_steps.
+  stagger = np.asarray(chains.age) - num_steps
+  assert np.all(stagger % chain_steps == 0) and len(set(stagger)) > 1
+  _, fresh = inference.infer(logit_fn, x, jnp.zeros_like(y_star), ascent,
+                             return_trajectory=True)
+  # Batches cycle through two example orders, so a restart's example is
+  # the one at the chain's position in the batch of that train step.
+  orders = [np.arange(6), np.arange(6)[::-1]]
+  life_step = {i: None for i in range(6)}   # steps into the current life
+  example = {i: None for i in range(6)}
+  lives = {i: [] for i in range(6)}         # ascent steps of ended lives
+  for step in range(3 * num_steps // chain_steps):
+    order = orders[step % 2]
+    restarting = np.asarray(chains.age) >= num_steps
+    x_in, y_star_in = x[order], y_star[order]
+    x_out, y, v, chains = tuples.generate_tuples_with_chains(
+        jax.random.key(step), logit_fn, x_in, y_star_in, spec, chains)
+    for i in range(6):
+      if restarting[i]:
+        if step:
+          lives[i].append(life_step[i])
+        example[i] = order[i]
+        life_step[i] = 0
+      life_step[i] += chain_steps
+      np.testing.assert_array_equal(x_out[i], x[example[i]])
+      np.testing.assert_allclose(y[i], fresh[life_step[i], example[i]],
+                                 atol=1e-5)
+      np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1],
+                                                   y_star[example[i]][None]
+                                                   )[0], rtol=1e-6)
+    assert np.all(np.asarray(chains.age) <= num_steps)
+  for i in range(6):   # the first life is cut by the stagger, then T each
+    assert lives[i][0] == num_steps - stagger[i]
+    assert lives[i][1:] and set(lives[i][1:]) == {num_steps}
+
+
+def test_chain_restarts_are_spread_over_train_steps(setup):
+  _, x, y_star = setup
+  spec = tuples.TupleSpec(
+      mix=(('inference', 1.0),), inference_chains=True,
+      inference_ascent=inference.AscentSpec(num_steps=3))
+  chains = tuples.init_chains((6,) + x.shape[1:], y_star.shape, spec)
+  # Each chain's first life is cut to T - d_i steps: 2 chains restart at
+  # each of the first 3 train steps.
+  first_life = 3 - (np.asarray(chains.age) - 3)
+  assert sorted(first_life.tolist()) == [1, 1, 2, 2, 3, 3]
+  assert tuples.num_chains(64, spec) == 64
+  assert tuples.num_chains(64, tuples.TupleSpec()) == 0   # fresh: no chains
+  mixed = tuples.TupleSpec(mix=(('inference', 0.5), ('adversarial', 0.5)),
+                           inference_chains=True)
+  assert tuples.num_chains(64, mixed) == 32
