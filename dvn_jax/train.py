@@ -276,6 +276,15 @@ def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
                       state_shardings(mesh, state.chains is not None), state)
 
 
+def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
+                     path: str) -> TrainState:
+  """`state` with its conv tower taken from a parameter file (e.g. an FCN)."""
+  params, copied = checkpoints.warm_start(state.params, path)
+  logging.info('Warm start from %s: %s', path, ', '.join(copied))
+  params = jax.tree.map(jnp.asarray, params)
+  return state.replace(params=params, opt_state=tx.init(params))
+
+
 # ---------------------------------------------------------- train steps ----
 
 
