@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import horses as horses_config
@@ -156,3 +157,8 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert isinstance(train.create_model(config), models.TwoStreamValueNet)
   with pytest.raises(ValueError, match="unknown config argument.*'moon'"):
     horses_config.get_config('smoke,moon')
+  chains = horses_config.get_config('chains,smoke')
+  assert chains.tuples.inference_chains and chains.batch_size == 4
+  assert not horses_config.get_config('smoke').tuples.inference_chains
+  assert train.create_state(train.create_model(chains), optax.adam(1e-3),
+                            chains).chains.x.shape == (2, 24, 24, 3)
