@@ -103,8 +103,12 @@ def main(_):
     return metrics
   first, median = time_call(full_step)
   mix = {k: v for k, v in config.tuples.mix.items() if v}
-  print(f'DVN train step, batch {b}, mix {mix}, '
-        f'{config.tuples.inference.num_steps} inference steps: '
+  steps = config.tuples.inference.num_steps
+  ascent = (f'chains of {steps} inference steps, '
+            f'{config.tuples.chain_steps} a train step'
+            if config.tuples.get('inference_chains') else
+            f'{steps} inference steps')
+  print(f'DVN train step, batch {b}, mix {mix}, {ascent}: '
         f'{1e3 * median:.0f} ms ({b / median:.0f} tuples/s; compile '
         f'{first:.1f} s)')
 

@@ -39,8 +39,9 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
       'pts1_lr1e3': {**b32, **pts1, 'optimizer.learning_rate': 1e-3},
       'pts1_b64_wd': {**pts1, 'batch_size': 64,
                       'optimizer.weight_decay': 1e-3},
-      # Persistent inference chains (one ascent step per train step instead
+      # Persistent inference chains (4 ascent steps per train step instead
       # of 20; docs/horses.md): added after the H200 sweep, not run there.
       'chains_b64': {**pts1, 'batch_size': 64,
-                     'tuples.inference_chains': True},
+                     'tuples.inference_chains': True,
+                     'tuples.chain_steps': 4},
   }

@@ -159,6 +159,7 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
     horses_config.get_config('smoke,moon')
   chains = horses_config.get_config('chains,smoke')
   assert chains.tuples.inference_chains and chains.batch_size == 4
+  assert horses_config.get_config('chains').tuples.chain_steps == 4
   assert not horses_config.get_config('smoke').tuples.inference_chains
   assert train.create_state(train.create_model(chains), optax.adam(1e-3),
                             chains).chains.x.shape == (2, 24, 24, 3)
