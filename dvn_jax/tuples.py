@@ -377,6 +377,9 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
   """A batch of training tuples (x, y, v*) split between generators by mix.
 
   The network is held fixed while generating (outputs carry no gradient).
+  Inference tuples come from fresh trajectories here, whatever
+  `spec.inference_chains` says: chains live in the train state, which
+  passes them to `generate_tuples_with_chains`.
   """
   x, y, v_star, _ = generate_tuples_with_chains(rng, logit_fn, x, y_star,
                                                 spec, None)
