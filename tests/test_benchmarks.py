@@ -84,3 +84,50 @@ def test_speed_script_times_a_multilabel_config():
   assert re.search(r'train step, batch 20, 2 inference steps: [\d.]+ ms',
                    result.stdout)
   assert 'predict the test split (2515 examples' in result.stdout
+
+
+def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  config = f'--config={REPO / "configs" / "horses.py"}:smoke'
+  workdir = tmp_path / 'run'
+  trained = subprocess.run(
+      [sys.executable, '-m', 'dvn_jax.main', config, f'--workdir={workdir}'],
+      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  script = str(REPO / 'benchmarks' / 'horses_test_time.py')
+  output = tmp_path / 'test_time.md'
+  result = subprocess.run(
+      [sys.executable, script, config, f'--workdir={workdir}',
+       '--variants=default,crops9', '--thresholds=0.4,0.5',
+       '--num_images=3', f'--output={output}'],
+      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [line for line in output.read_text().splitlines()
+          if line.startswith('| ') and not line.startswith(('| variant',
+                                                            '| ---'))]
+  assert [row.split('|')[1].strip() for row in rows] == ['default', 'crops9']
+  assert '`eval.num_crops=9`' in rows[1]
+  cells = rows[0].split('|')[3:5]   # threshold 0.4 and 0.5: mean / global
+  for cell in cells:
+    mean, global_ = (float(v) for v in cell.split('/'))
+    assert 0.0 <= mean <= 100.0 and 0.0 <= global_ <= 100.0
+  refused = subprocess.run(
+      [sys.executable, script, config, f'--workdir={workdir}',
+       '--split=test'], capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=env)
+  assert refused.returncode != 0 and 'test' in refused.stderr
+  unknown = subprocess.run(
+      [sys.executable, script, config, f'--workdir={workdir}',
+       '--variants=crops10'], capture_output=True, text=True, timeout=600,
+      cwd=REPO, env=env)
+  assert unknown.returncode == 1
+  assert unknown.stderr.strip().startswith("error: unknown variant(s) ['crops10']")
+  trainval_run = tmp_path / 'trainval_run'
+  trainval_run.mkdir()
+  (trainval_run / 'config.json').write_text(
+      '{"data": {"train_split": "trainval"}}')
+  not_held_out = subprocess.run(
+      [sys.executable, script, config, f'--workdir={trainval_run}'],
+      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  assert not_held_out.returncode == 1
+  assert "trained on 'trainval'" in not_held_out.stderr
