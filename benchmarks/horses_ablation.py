@@ -131,15 +131,13 @@ def main(argv):
   cli.quiet_library_logs()
   with cli.reporting_errors():
     table = run(_CONFIG.value, _ROOT.value, _NUM_TEST_IMAGES.value)
-  print(table)
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
-      c = _CONFIG.value
-      f.write(f'Paper Table 4 vs ours; test split; each model trained on '
-              f'train+val for {c.num_train_steps} steps (batch {c.batch_size}, '
-              f'{c.tuples.inference_points} tuple(s) per inference '
-              f'trajectory); {machine.describe()}.\n\n')
-      f.write(table)
+  c = _CONFIG.value
+  machine.print_and_save(
+      table, _OUTPUT.value,
+      f'Paper Table 4 vs ours; test split; each model trained on train+val '
+      f'for {c.num_train_steps} steps (batch {c.batch_size}, '
+      f'{c.tuples.inference_points} tuple(s) per inference trajectory); '
+      f'{machine.describe()}.')
 
 
 if __name__ == '__main__':

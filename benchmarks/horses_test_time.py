@@ -151,12 +151,10 @@ def main(argv):
                         f'{",".join(_THRESHOLDS.value)}') from None
     records = run(_CONFIG.value, _WORKDIR.value, _VARIANTS.value, thresholds,
                   _SPLIT.value, _NUM_IMAGES.value)
-  text = table(records, thresholds)
-  print(text)
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
-      f.write(f'{machine.describe()}; {_SPLIT.value} split; cells: mean IoU '
-              f'/ global IoU (%).\n\n{text}')
+  machine.print_and_save(
+      table(records, thresholds), _OUTPUT.value,
+      f'{machine.describe()}; {_SPLIT.value} split; cells: mean IoU / global '
+      'IoU (%).')
 
 
 if __name__ == '__main__':

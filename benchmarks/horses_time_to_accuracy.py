@@ -79,12 +79,9 @@ def main(argv):
   cli.quiet_library_logs()
   with cli.reporting_errors():
     records = run(_CONFIG.value, _WORKDIR.value, _EVERY.value)
-  text = table(records)
-  print(text)
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
-      f.write(f'{machine.describe()}; training on '
-              f'{_CONFIG.value.data.train_split}.\n\n{text}')
+  machine.print_and_save(
+      table(records), _OUTPUT.value,
+      f'{machine.describe()}; training on {_CONFIG.value.data.train_split}.')
 
 
 if __name__ == '__main__':

@@ -20,6 +20,14 @@ def describe() -> str:
           f'JAX {jax.__version__} on {jax.devices()[0].device_kind}')
 
 
+def print_and_save(text: str, path: str | None, caption: str) -> None:
+  """Prints a benchmark's markdown; writes it under its caption to path."""
+  print(text)
+  if path:
+    with open(path, 'w') as f:
+      f.write(f'{caption}\n\n{text}')
+
+
 def median_seconds(fn: Callable[[], object], repeats: int,
                    warmup: bool = True) -> float:
   """Median wall time of `repeats` calls of fn (waited for with
