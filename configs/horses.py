@@ -77,6 +77,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=3e-4, momentum=0.9, schedule='constant',
       warmup_steps=0, weight_decay=0.0, grad_clip_norm=0.0))
+  # An exponential moving average of the parameters (0 = off): training and
+  # tuple generation use the live parameters; evaluation, export and
+  # prediction the average; val scores of the live ones are logged too
+  # (val_live_params/...).
+  c.ema_decay = 0.0
 
   # Training tuples (paper Sec. 3.3): batch fractions of each generator.
   c.tuples = ml_collections.ConfigDict(dict(

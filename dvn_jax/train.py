@@ -45,6 +45,7 @@ from dvn_jax import writers
 from dvn_jax.datasets import horses
 from dvn_jax.datasets import multilabel
 from dvn_jax.datasets import part_labels
+from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
@@ -69,6 +70,55 @@ class TrainState(flax.struct.PyTreeNode):
   opt_state: Any
   # Persistent inference chains (tuples.InferenceChains) or None.
   chains: Any = None
+  # An exponential moving average of `params` (config.ema_decay > 0) or
+  # None; when present it is what evaluation, export and prediction use.
+  ema_params: Any = None
+
+
+def ema_decay(config: ml_collections.ConfigDict) -> float:
+  """config.ema_decay (0 = no moving average), checked to be in [0, 1)."""
+  decay = config.get('ema_decay', 0.0)
+  if not 0.0 <= decay < 1.0:
+    raise ConfigError(f'bad config: ema_decay must be in [0, 1) (0 = off), '
+                      f'got {decay}')
+  return decay
+
+
+def update_ema(ema_params: Any, params: Any, decay: float, step: Array) -> Any:
+  """One step of the parameters' exponential moving average.
+
+  The decay is min(decay, (1 + step) / (10 + step)), so the average of a
+  short run is not dominated by the initial parameters (as in
+  tf.train.ExponentialMovingAverage with num_updates).
+  """
+  rate = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: rate * e + (1.0 - rate) * p, ema_params,
+                      params)
+
+
+def make_averager(config: ml_collections.ConfigDict
+                  ) -> Callable[[TrainState, Any], Any]:
+  """averaged(state, new_params) -> the state's next moving average (None
+  without one), for the train steps."""
+  decay = ema_decay(config)
+
+  def averaged(state: TrainState, params: Any) -> Any:
+    if state.ema_params is None:
+      return None
+    return update_ema(state.ema_params, params, decay, state.step)
+
+  return averaged
+
+
+def fresh_copy(params: Any) -> Any:
+  """A copy in new buffers (the moving average's start: the train step
+  donates the state, and one buffer cannot be donated twice)."""
+  return jax.tree.map(jnp.copy, params)
+
+
+def eval_params(state: TrainState) -> Any:
+  """The parameters to evaluate: the moving average if there is one."""
+  return state.params if state.ema_params is None else state.ema_params
 
 
 # ---------------------------------------------------- config -> specs ----
@@ -125,6 +175,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for ok, message in checks:
     if not ok:
       raise ConfigError(f'bad config: {message}')
+  ema_decay(config)
   # Building the specs validates the rest.
   create_model(config)
   if config.model.name not in models.CLASSIFIERS:
@@ -259,21 +310,45 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
   params = init_model_params(model, config, jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=tx.init(params), chains=init_chains(config))
+                    opt_state=tx.init(params), chains=init_chains(config),
+                    ema_params=(fresh_copy(params) if ema_decay(config) > 0
+                                else None))
 
 
-def state_shardings(mesh: jax.sharding.Mesh, chains: bool) -> TrainState:
+def state_shardings(mesh: jax.sharding.Mesh, chains: bool,
+                    ema: bool) -> TrainState:
   """Shardings of a train state (a pytree prefix): everything replicated
   but the inference chains (if any), split over the devices like a batch."""
   rep = parallel.replicated(mesh)
   return TrainState(step=rep, params=rep, opt_state=rep,
-                    chains=parallel.batch_sharded(mesh) if chains else None)
+                    chains=parallel.batch_sharded(mesh) if chains else None,
+                    ema_params=rep if ema else None)
 
 
 def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
   """`state` as global arrays with `state_shardings`."""
+  shardings = state_shardings(mesh, state.chains is not None,
+                              state.ema_params is not None)
   return jax.tree.map(lambda sharding, part: parallel.put_tree(part, sharding),
-                      state_shardings(mesh, state.chains is not None), state)
+                      shardings, state)
+
+
+def restore_train_state(manager: Any, state: TrainState) -> TrainState | None:
+  """The latest checkpoint restored into `state`'s structure (None if there
+  is none). A run that kept no moving average resumes with one (ema_decay
+  raised mid-run): the average starts from the restored parameters."""
+  try:
+    return checkpoints.restore_latest(manager, state)
+  except CheckpointError:
+    if state.ema_params is None:
+      raise
+    restored = checkpoints.restore_latest(manager,
+                                          state.replace(ema_params=None))
+  if restored is None:
+    return None
+  logging.info('The checkpoint has no moving average of the parameters; it '
+               'starts from the restored parameters')
+  return restored.replace(ema_params=fresh_copy(restored.params))
 
 
 def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
@@ -282,7 +357,9 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
   params, copied = checkpoints.warm_start(state.params, path)
   logging.info('Warm start from %s: %s', path, ', '.join(copied))
   params = jax.tree.map(jnp.asarray, params)
-  return state.replace(params=params, opt_state=tx.init(params))
+  return state.replace(params=params, opt_state=tx.init(params),
+                       ema_params=(None if state.ema_params is None else
+                                   fresh_copy(params)))
 
 
 # ---------------------------------------------------------- train steps ----
@@ -315,14 +392,14 @@ def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
 
 
 def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,
-                   chains: bool = False) -> Callable:
+                   chains: bool = False, ema: bool = False) -> Callable:
   """jit with the state donated; on a mesh, everything replicated but the
   batch indices and the inference chains, which are split over the devices
   (parallel.py, `state_shardings`)."""
   if mesh is None:
     return jax.jit(train_step, donate_argnums=(0,))
   rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  state = state_shardings(mesh, chains)
+  state = state_shardings(mesh, chains, ema)
   return jax.jit(train_step, in_shardings=(state, rep, rep, batch),
                  out_shardings=(state, rep), donate_argnums=(0,))
 
@@ -344,6 +421,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   loss_fn = losses.get_loss(config.loss)
   sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
+  averaged = make_averager(config)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -362,6 +440,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    ema = averaged(state, params)
     abs_error = jnp.abs(jax.nn.sigmoid(logits) - v_star)
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
@@ -371,10 +450,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
       metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
       metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
       start += size
-    return TrainState(state.step + 1, params, opt_state, chains), metrics
+    return TrainState(state.step + 1, params, opt_state, chains, ema), metrics
 
   return jit_train_step(train_step, mesh,
-                        chains=tuples.num_chains(config.batch_size, spec) > 0)
+                        chains=tuples.num_chains(config.batch_size, spec) > 0,
+                        ema=ema_decay(config) > 0)
 
 
 def make_classifier_train_step(model: nn.Module,
@@ -387,6 +467,7 @@ def make_classifier_train_step(model: nn.Module,
   (sigmoid per label)."""
   base_key = jax.random.key(config.seed)
   batch_fn = make_batch_fn(config)
+  averaged = make_averager(config)
   multiclass = task_name(config) == 'segmentation' and num_classes(config) > 1
 
   def train_step(state, inputs, targets, indices):
@@ -408,9 +489,10 @@ def make_classifier_train_step(model: nn.Module,
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss_value, 'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
-    return TrainState(state.step + 1, params, opt_state), metrics
+    return TrainState(state.step + 1, params, opt_state,
+                      ema_params=averaged(state, params)), metrics
 
-  return jit_train_step(train_step, mesh)
+  return jit_train_step(train_step, mesh, ema=ema_decay(config) > 0)
 
 
 # -------------------------------------------------------------- predict ----
@@ -618,7 +700,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   state = place_state(create_state(model, tx, config), mesh)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
                                      config.keep_best_checkpoints)
-  restored = checkpoints.restore_latest(manager, state)
+  restored = restore_train_state(manager, state)
   if restored is not None:
     state = restored
     logging.info('Resumed from the checkpoint at step %d in %s',
@@ -671,11 +753,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         score = None
         if eval_now:
           start = time.perf_counter()
-          eval_metrics = evaluate_split(predict_fn, state.params, eval_split,
-                                        config)
+          eval_metrics = evaluate_split(predict_fn, eval_params(state),
+                                        eval_split, config)
           eval_metrics['eval_seconds'] = time.perf_counter() - start
           writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
                                       for k, v in eval_metrics.items()})
+          if state.ema_params is not None:   # the average's gain, visible
+            live = evaluate_split(predict_fn, state.params, eval_split, config)
+            writer.write_scalars(step, {
+                f'{config.data.eval_split}_live_params/{k}': v
+                for k, v in live.items()})
           score = eval_metrics[evaluate.headline_metric(eval_metrics)]
         if save_now:
           checkpoints.save(manager, step, state, score)
@@ -712,13 +799,14 @@ def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
 def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
                         workdir: str | None, params_path: str | None = None
                         ) -> Any:
-  """Parameters from a released file (`params_path`) or a workdir."""
+  """Parameters from a released file (`params_path`) or a workdir (its
+  latest checkpoint's moving average if it kept one)."""
   if params_path:
     template = init_model_params(model, config, jax.random.key(0))
     return checkpoints.load_params(params_path, template)
   if not workdir:
     raise ConfigError('pass --workdir (a trained run) or --params (a file)')
-  return restore_state(model, config, workdir).params
+  return eval_params(restore_state(model, config, workdir))
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
@@ -745,7 +833,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
 
 def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
                   dtype: str = 'float32') -> None:
-  """Writes the parameters of `workdir`'s latest checkpoint to one file."""
+  """Writes the parameters of `workdir`'s latest checkpoint to one file
+  (their moving average if the run kept one)."""
   model = create_model(config)
-  checkpoints.save_params(restore_state(model, config, workdir).params, path,
-                          dtype)
+  checkpoints.save_params(eval_params(restore_state(model, config, workdir)),
+                          path, dtype)

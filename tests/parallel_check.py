@@ -42,8 +42,8 @@ def train_on(config, num_devices: int, workdir: str):
   config = config.copy_and_resolve_references()
   config.num_devices = num_devices
   metrics = train.train_and_evaluate(config, workdir)
-  params = train.restore_state(train.create_model(config), config,
-                               workdir).params
+  params = train.eval_params(train.restore_state(train.create_model(config),
+                                                 config, workdir))
   lines = [json.loads(l) for l in
            (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
   losses = [l['train/loss'] for l in lines if 'train/loss' in l]

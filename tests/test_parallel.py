@@ -28,10 +28,12 @@ def run_with_devices(num_devices: int, *args: str, timeout: int = 300):
     ('configs/horses.py:smoke', ['batch_size=8', 'optimizer.name=sgd',
                                  'optimizer.learning_rate=0.01']),
     ('configs/bibtex.py:smoke', ['batch_size=16']),
-    # Persistent inference chains, split over the devices like the batch.
+    # Persistent inference chains, split over the devices like the batch,
+    # and a moving average of the parameters (replicated; compared here).
     ('configs/horses.py:smoke', ['batch_size=16', 'optimizer.name=sgd',
                                  'optimizer.learning_rate=0.01',
-                                 'tuples.inference_chains=True']),
+                                 'tuples.inference_chains=True',
+                                 'ema_decay=0.9']),
 ])
 def test_eight_devices_train_like_one(tmp_path, config, overrides):
   result = run_with_devices(8, 'tests/parallel_check.py', config,

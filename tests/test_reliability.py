@@ -130,6 +130,28 @@ def test_inference_chains_resume_exactly(tmp_path):
   assert np.asarray(whole.chains.age).max() <= 4
 
 
+def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
+  """ema_decay raised mid-run: the average starts from the checkpoint's
+  parameters, is checkpointed, and is what export writes."""
+  config = horses_config.get_config('smoke')
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path))
+  config.ema_decay = 0.5
+  config.num_train_steps = 6
+  metrics = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(metrics['mean_iou'])
+  lines = (tmp_path / 'metrics.jsonl').read_text()
+  assert 'val_live_params/mean_iou' in lines
+  state = train.restore_state(train.create_model(config), config,
+                              str(tmp_path))
+  assert int(state.step) == 6 and state.ema_params is not None
+  train.export_params(config, str(tmp_path), str(tmp_path / 'p.npz'))
+  exported = np.load(tmp_path / 'p.npz')
+  kernel = np.asarray(state.ema_params['tower']['conv0']['kernel'])
+  assert any(np.array_equal(exported[k], kernel) for k in exported.files)
+  assert not np.array_equal(kernel, state.params['tower']['conv0']['kernel'])
+
+
 def damage(step_dir: pathlib.Path) -> None:
   """Truncates every array data file of a checkpoint."""
   files = [p for p in step_dir.rglob('*') if p.is_file() and p.parent.name == 'd']

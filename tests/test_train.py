@@ -128,6 +128,7 @@ def test_predict_fn_shapes_and_single_compile():
     ('optimizer.name', 'rmsprop', 'optimizer.name'),
     ('tuples.mix.inference', -0.5, 'weights'),
     ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
+    ('ema_decay', 1.0, 'ema_decay'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -163,3 +164,43 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert not horses_config.get_config('smoke').tuples.inference_chains
   assert train.create_state(train.create_model(chains), optax.adam(1e-3),
                             chains).chains.x.shape == (2, 24, 24, 3)
+
+
+def test_update_ema_warms_up_then_decays_at_the_set_rate():
+  ema, params = {'w': jnp.zeros(2)}, {'w': jnp.ones(2)}
+  # Step 0: rate min(0.99, 1/10) = 0.1, so the average is mostly params.
+  first = train.update_ema(ema, params, 0.99, jnp.asarray(0))
+  np.testing.assert_allclose(first['w'], 0.9)
+  late = train.update_ema(ema, params, 0.99, jnp.asarray(10_000))
+  np.testing.assert_allclose(late['w'], 0.01, rtol=1e-5)
+
+
+def test_moving_average_leaves_training_unchanged_and_is_evaluated():
+  """With ema_decay the live parameters train exactly as without it; the
+  average trails them and is what eval_params returns."""
+  base = horses_config.get_config('smoke')
+  data = train.load_data(base)['train']
+  images = input_pipeline.images_to_float(data.images[:8])
+  masks = input_pipeline.masks_to_float(data.masks[:8])
+  states = {}
+  for decay in (0.0, 0.9):
+    config = base.copy_and_resolve_references()
+    config.ema_decay = decay
+    model = train.create_model(config)
+    tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+    state = train.create_state(model, tx, config)
+    step = train.make_train_step(model, tx, config)
+    for s in range(3):
+      state, _ = step(state, images, masks,
+                      input_pipeline.batch_indices(0, s, 8, 4))
+    states[decay] = jax.device_get(state)
+  plain, averaged = states[0.0], states[0.9]
+  assert plain.ema_params is None
+  assert train.eval_params(plain) is plain.params
+  for a, b in zip(jax.tree.leaves(plain.params),
+                  jax.tree.leaves(averaged.params)):
+    np.testing.assert_array_equal(a, b)
+  assert train.eval_params(averaged) is averaged.ema_params
+  differs = jax.tree.map(lambda a, b: not np.allclose(a, b),
+                         averaged.params, averaged.ema_params)
+  assert all(jax.tree.leaves(differs))
