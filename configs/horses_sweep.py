@@ -44,4 +44,10 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
       'chains_b64': {**pts1, 'batch_size': 64,
                      'tuples.inference_chains': True,
                      'tuples.chain_steps': 4},
+      # A moving average of the parameters (decay 0.999 chosen on val on
+      # the CPU, docs/horses.md): added after the H200 sweep, not run there.
+      'pts1_b64_ema': {**pts1, 'batch_size': 64, 'ema_decay': 0.999},
+      'chains_b64_ema': {**pts1, 'batch_size': 64,
+                         'tuples.inference_chains': True,
+                         'tuples.chain_steps': 4, 'ema_decay': 0.999},
   }

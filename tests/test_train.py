@@ -162,8 +162,11 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert chains.tuples.inference_chains and chains.batch_size == 4
   assert horses_config.get_config('chains').tuples.chain_steps == 4
   assert not horses_config.get_config('smoke').tuples.inference_chains
-  assert train.create_state(train.create_model(chains), optax.adam(1e-3),
-                            chains).chains.x.shape == (2, 24, 24, 3)
+  state = train.create_state(train.create_model(chains), optax.adam(1e-3),
+                             chains)
+  assert state.chains.x.shape == (2, 24, 24, 3)
+  assert chains.ema_decay == 0.999 and state.ema_params is not None
+  assert horses_config.get_config('smoke').ema_decay == 0.0
 
 
 def test_update_ema_warms_up_then_decays_at_the_set_rate():
