@@ -755,11 +755,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           start = time.perf_counter()
           eval_metrics = evaluate_split(predict_fn, eval_params(state),
                                         eval_split, config)
+          # With a moving average, the live parameters are scored too, so
+          # the average's gain is visible (eval_seconds covers both).
+          live = (None if state.ema_params is None else
+                  evaluate_split(predict_fn, state.params, eval_split, config))
           eval_metrics['eval_seconds'] = time.perf_counter() - start
           writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
                                       for k, v in eval_metrics.items()})
-          if state.ema_params is not None:   # the average's gain, visible
-            live = evaluate_split(predict_fn, state.params, eval_split, config)
+          if live is not None:
             writer.write_scalars(step, {
                 f'{config.data.eval_split}_live_params/{k}': v
                 for k, v in live.items()})

@@ -6,6 +6,8 @@ import shlex
 import subprocess
 import sys
 
+from configs import horses_sweep
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -40,8 +42,10 @@ def test_sweep_writes_a_slurm_job_array(tmp_path):
                f'--slurm_array={script}', '--gpus_per_variant=2')
   assert result.returncode == 0, result.stderr[-2000:]
   text = script.read_text()
-  assert '#SBATCH --array=0-8' in text and '#SBATCH --gres=gpu:2' in text
-  assert text.count('python -m dvn_jax.main') == 9
+  count = len(horses_sweep.get_sweep())
+  assert f'#SBATCH --array=0-{count - 1}' in text
+  assert '#SBATCH --gres=gpu:2' in text
+  assert text.count('python -m dvn_jax.main') == count
   assert '--workdir=/ckpt/s/pts1_b64' in text
   assert 'srun ${commands[$SLURM_ARRAY_TASK_ID]}' in text
   assert subprocess.run(['bash', '-n', str(script)]).returncode == 0
