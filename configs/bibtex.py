@@ -57,6 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name='sgd', learning_rate=0.1, momentum=0.0, schedule='piecewise',
       decay_steps=(150 * STEPS_PER_EPOCH, 300 * STEPS_PER_EPOCH),
       decay_factor=0.1, warmup_steps=0, weight_decay=1e-3, grad_clip_norm=0.0))
+  c.ema_decay = 0.0   # a moving average of the parameters (train.py)
 
   # Half inference tuples (the end of 20 steps of size 0.5 on the value),
   # half one value-ascent step from the ground truth or from zeros, a fair

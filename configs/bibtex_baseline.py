@@ -43,6 +43,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name='adam', learning_rate=1e-3, momentum=0.0, schedule='constant',
       warmup_steps=0, weight_decay=1e-3 if kind == 'logreg' else 0.0,
       grad_clip_norm=0.0))
+  c.ema_decay = 0.0   # a moving average of the parameters (train.py)
   c.eval = ml_collections.ConfigDict(dict(threshold=0.5, batch_size=512))
   c.log_every_steps = 1000
   c.eval_every_steps = STEPS_PER_EPOCH

@@ -53,6 +53,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name='sgd', learning_rate=0.1, momentum=0.0, schedule='piecewise',
       decay_steps=(250 * STEPS_PER_EPOCH,), decay_factor=0.1, warmup_steps=0,
       weight_decay=1e-4, grad_clip_norm=0.0))
+  c.ema_decay = 0.0   # a moving average of the parameters (train.py)
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
