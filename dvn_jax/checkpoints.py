@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging as std_logging
 import os
 import sys
 import tempfile
@@ -142,9 +143,31 @@ def _stderr_held() -> Iterator[Callable[[], None]]:
     held.close()
 
 
+class OrbaxReaderNoiseFilter(std_logging.Filter):
+  """Drops asyncio's 'Task exception was never retrieved' reports of orbax's
+  failed read tasks; they are logged (with a traceback) whenever the tasks
+  are collected, which can be long after the failed restore."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    if 'exception was never retrieved' not in str(record.msg):
+      return True
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[2] is not None:
+      tb = record.exc_info[2]
+      while tb is not None:
+        text += tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return 'orbax' not in text
+
+
 def _drop_orbax_reader_noise() -> None:
   """Silences the 'Exception ignored in <coroutine ...>' reports that orbax's
-  unfinished read coroutines of a failed restore print when collected."""
+  unfinished read coroutines of a failed restore print when collected, and
+  asyncio's reports of its failed read tasks (OrbaxReaderNoiseFilter)."""
+  asyncio_logger = std_logging.getLogger('asyncio')
+  if not any(isinstance(f, OrbaxReaderNoiseFilter)
+             for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(OrbaxReaderNoiseFilter())
   previous = sys.unraisablehook
 
   def hook(unraisable):

@@ -1,5 +1,7 @@
 """Parameter files: round trip, strict loading, warm start from an FCN."""
 
+import logging
+
 import jax
 import numpy as np
 import pytest
@@ -69,3 +71,21 @@ def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
     checkpoints.read_params(str(path))
   with pytest.raises(CheckpointError, match='not found'):
     checkpoints.read_params(str(tmp_path / 'missing.npz'))
+
+
+def test_orbax_read_task_reports_are_dropped_and_others_kept():
+  """asyncio logs a failed orbax read task when it is collected, possibly
+  after the one-line error was printed; that report must not reach stderr."""
+  noise = checkpoints.OrbaxReaderNoiseFilter()
+
+  def record(message):
+    return logging.LogRecord('asyncio', logging.ERROR, __file__, 1, message,
+                             None, None)
+  orbax_task = ('Task exception was never retrieved\nfuture: <Task finished '
+                "coro=<async_deserialize() done, defined at /venv/orbax/"
+                "checkpoint/serialization.py:400> exception=ValueError('x')>")
+  other_task = ('Task exception was never retrieved\nfuture: <Task finished '
+                "coro=<fetch() done, defined at /app/client.py:3>>")
+  assert not noise.filter(record(orbax_task))
+  assert noise.filter(record(other_task))
+  assert noise.filter(record('Unclosed client session in orbax'))
