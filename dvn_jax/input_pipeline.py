@@ -74,3 +74,34 @@ def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
   if remainder == 0:
     return array
   return np.concatenate([array, np.repeat(array[-1:], remainder, axis=0)])
+
+def color_jitter(rng: Array, images: Array, brightness: float,
+                 contrast: float, saturation: float) -> Array:
+  """Random photometric changes, one draw per image; images in [0, 1].
+
+  images (B, H, W, 3). Each factor is uniform: saturation scales the
+  distance from the pixel's grey value by s in [1-saturation, 1+saturation],
+  contrast the distance from the image's mean by c in [1-contrast,
+  1+contrast], and brightness adds b in [-brightness, brightness]; the
+  result is clipped to [0, 1]. 0 turns a change off (zeros return images).
+  """
+  draw_shape = (images.shape[0], 1, 1, 1)
+  rng_s, rng_c, rng_b = jax.random.split(rng, 3)
+
+  def factor(key: Array, amount: float) -> Array:
+    return jax.random.uniform(key, draw_shape, minval=1.0 - amount,
+                              maxval=1.0 + amount)
+
+  out = images
+  if saturation:
+    grey = out.mean(axis=-1, keepdims=True)
+    out = grey + factor(rng_s, saturation) * (out - grey)
+  if contrast:
+    mean = out.mean(axis=(1, 2, 3), keepdims=True)
+    out = mean + factor(rng_c, contrast) * (out - mean)
+  if brightness:
+    out = out + jax.random.uniform(rng_b, draw_shape, minval=-brightness,
+                                   maxval=brightness)
+  if saturation or contrast or brightness:
+    out = jnp.clip(out, 0.0, 1.0)
+  return out

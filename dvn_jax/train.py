@@ -382,13 +382,23 @@ def bind_logit_fn(model: nn.Module, params: Any) -> inference.ValueFn:
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
-  """batch(rng, inputs, targets) -> (x, y*): random crops (and flips) for
-  segmentation, the examples as they are for multi-label."""
+  """batch(rng, inputs, targets) -> (x, y*): random crops (and flips, and
+  `config.augment`'s colour jitter of x) for segmentation, the examples as
+  they are for multi-label."""
   if task_name(config) == 'multilabel':
     return lambda rng, inputs, targets: (inputs, targets)
   crop_size, flip = config.crop_size, config.flip
-  return lambda rng, images, masks: input_pipeline.random_crops(
-      rng, images, masks, crop_size, flip)
+  jitter = dict(config.augment)
+
+  def batch(rng: Array, images: Array, masks: Array) -> tuple[Array, Array]:
+    x, y_star = input_pipeline.random_crops(rng, images, masks, crop_size,
+                                            flip)
+    # A key of its own (the crops keep `rng`: runs without jitter draw the
+    # crops they always drew).
+    x = input_pipeline.color_jitter(jax.random.fold_in(rng, 1), x, **jitter)
+    return x, y_star
+
+  return batch
 
 
 def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,

@@ -35,6 +35,47 @@ def test_random_crops_cut_image_and_mask_alike():
     np.testing.assert_array_equal(x[..., :1], y)
 
 
+def test_color_jitter_changes_each_image_by_its_own_draw():
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.uniform(0.3, 0.7, (4, 6, 6, 3)), jnp.float32)
+  key = jax.random.key(1)
+  off = input_pipeline.color_jitter(key, images, 0.0, 0.0, 0.0)
+  np.testing.assert_array_equal(off, images)
+  # Brightness alone shifts every pixel of an image by one amount in
+  # [-0.2, 0.2] (no clipping from [0.3, 0.7]), a different one per image.
+  shift = input_pipeline.color_jitter(key, images, 0.2, 0.0, 0.0) - images
+  per_image = shift[:, 0, 0, 0]
+  np.testing.assert_allclose(shift, per_image[:, None, None, None] +
+                             jnp.zeros_like(shift), atol=1e-6)
+  assert np.all(np.abs(per_image) <= 0.2) and len(set(np.asarray(per_image))) == 4
+  # Saturation leaves grey pixels grey; contrast keeps the image's mean.
+  grey = jnp.repeat(images[..., :1], 3, axis=-1)
+  np.testing.assert_allclose(
+      input_pipeline.color_jitter(key, grey, 0.0, 0.0, 0.5), grey, atol=1e-6)
+  contrasted = input_pipeline.color_jitter(key, images, 0.0, 0.3, 0.0)
+  np.testing.assert_allclose(contrasted.mean(axis=(1, 2, 3)),
+                             images.mean(axis=(1, 2, 3)), atol=1e-6)
+  assert not np.allclose(contrasted, images)
+  strong = input_pipeline.color_jitter(key, images, 0.9, 0.9, 0.9)
+  assert float(strong.min()) >= 0.0 and float(strong.max()) <= 1.0
+
+
+def test_batch_fn_jitters_x_only_and_keeps_the_crops_of_unjittered_runs():
+  config = horses_config.get_config('smoke')
+  images = jnp.asarray(np.random.default_rng(0).uniform(
+      0.2, 0.8, (3, 32, 32, 3)), jnp.float32)
+  masks = (images[..., :1] > 0.5).astype(jnp.float32)
+  key = jax.random.key(2)
+  x_plain, y_plain = train.make_batch_fn(config)(key, images, masks)
+  config.augment.brightness = 0.1
+  x_jit, y_jit = train.make_batch_fn(config)(key, images, masks)
+  np.testing.assert_array_equal(y_jit, y_plain)
+  assert not np.allclose(x_jit, x_plain)
+  shift = x_jit - x_plain     # one brightness shift per crop
+  np.testing.assert_allclose(shift, jnp.broadcast_to(shift[:, :1, :1, :1],
+                                                     shift.shape), atol=1e-6)
+
+
 def test_metrics_mean_and_global_iou():
   truth = np.zeros((2, 4, 4), bool)
   truth[0, :2] = True   # 8 pixels
