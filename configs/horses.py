@@ -58,10 +58,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.image_size = 32
   c.crop_size = 24      # random 24x24 training crops (paper Sec. 5.2)
   c.flip = False        # all Weizmann horses face left
-  # Photometric jitter of the training crops (input_pipeline.color_jitter;
-  # 0 = off): one uniform draw per crop of each amount.
+  # Jitter of the training crops (0 = off), one uniform draw per crop:
+  # scale (input_pipeline.random_scaled_crops: the crop's zoom in
+  # [1 - scale, 1 + scale]) and photometric (input_pipeline.color_jitter).
   c.augment = ml_collections.ConfigDict(dict(
-      brightness=0.0, contrast=0.0, saturation=0.0))
+      scale=0.0, brightness=0.0, contrast=0.0, saturation=0.0))
 
   c.model = ml_collections.ConfigDict(dict(
       name='value_net', dropout_rate=0.25))  # keep probability 0.75

@@ -59,12 +59,19 @@ def make_flags_parser(config_flag: flags.FlagHolder
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]
       fail(f'cannot load --config: {lines[-1]}')
     except (AttributeError, KeyError) as e:  # --config.<field> not there
-      field = str(e).strip('"\'')
+      # ml_collections' message: the field, then maybe 'Did you mean ...'.
+      # (An AttributeError wraps the KeyError.)
+      while e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+      message = str(e.args[0]) if e.args else str(e)
+      field, *hint = [line.strip().strip('"\'')
+                      for line in message.splitlines() if line.strip()]
       overrides = [a.split('=')[0] for a in argv[1:]
                    if a.startswith('--config.')]
       culprit = next((a for a in overrides if field in a.split('.')), None)
       fail(f'unknown config field {field!r}'
            + (f' in {culprit}' if culprit else '')
+           + (f' ({" ".join(hint)})' if hint else '')
            + '; check the name against the config file (its get_config)')
     except (ValueError, TypeError) as e:  # raised by the config file itself
       fail(f'bad --config: {e}')

@@ -68,6 +68,42 @@ def random_crops(rng: Array, images: Array, masks: Array, crop_size: int,
   return jax.vmap(one)(images, masks, rows, cols, flips)
 
 
+def random_scaled_crops(rng: Array, images: Array, masks: Array,
+                        crop_size: int, flip: bool, scale: float
+                        ) -> tuple[Array, Array]:
+  """`random_crops` with scale jitter: each crop covers crop_size / s input
+  pixels, s uniform in [1 - scale, 1 + scale] (at least crop_size over the
+  image's side, so the crop stays inside), at a uniform sub-pixel offset,
+  resampled bilinearly to crop_size x crop_size.
+
+  The resampled masks are made hard again: one channel thresholded at 0.5,
+  several (one-hot classes) to the one-hot of their argmax.
+  """
+  batch, height, width, channels = images.shape
+  rng_scale, rng_row, rng_col, rng_flip = jax.random.split(rng, 4)
+  smallest = crop_size / min(height, width)
+  s = jnp.maximum(jax.random.uniform(rng_scale, (batch,), minval=1 - scale,
+                                     maxval=1 + scale), smallest)
+  extent = crop_size / s                       # input pixels the crop covers
+  rows = jax.random.uniform(rng_row, (batch,)) * (height - extent)
+  cols = jax.random.uniform(rng_col, (batch,)) * (width - extent)
+  flips = jax.random.bernoulli(rng_flip, 0.5, (batch,)) & flip
+
+  def one(image, mask, s, row, col, do_flip):
+    both = jnp.concatenate([image, mask], axis=-1)
+    crop = jax.image.scale_and_translate(
+        both, (crop_size, crop_size, both.shape[-1]), (0, 1),
+        jnp.stack([s, s]), jnp.stack([-row * s, -col * s]),
+        method='linear', antialias=False)
+    crop = jnp.where(do_flip, crop[:, ::-1], crop)
+    return crop[..., :channels], crop[..., channels:]
+
+  x, soft = jax.vmap(one)(images, masks, s, rows, cols, flips)
+  if soft.shape[-1] == 1:
+    return x, (soft >= 0.5).astype(soft.dtype)
+  return x, jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
+
+
 def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
   """Pads the leading axis with copies of the last row to a multiple."""
   remainder = (-len(array)) % multiple

@@ -383,16 +383,21 @@ def bind_logit_fn(model: nn.Module, params: Any) -> inference.ValueFn:
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
   """batch(rng, inputs, targets) -> (x, y*): random crops (and flips, and
-  `config.augment`'s colour jitter of x) for segmentation, the examples as
+  `config.augment`'s scale jitter and colour jitter of x) for segmentation, the examples as
   they are for multi-label."""
   if task_name(config) == 'multilabel':
     return lambda rng, inputs, targets: (inputs, targets)
   crop_size, flip = config.crop_size, config.flip
   jitter = dict(config.augment)
+  scale = jitter.pop('scale')
 
   def batch(rng: Array, images: Array, masks: Array) -> tuple[Array, Array]:
-    x, y_star = input_pipeline.random_crops(rng, images, masks, crop_size,
-                                            flip)
+    if scale:
+      x, y_star = input_pipeline.random_scaled_crops(
+          rng, images, masks, crop_size, flip, scale)
+    else:
+      x, y_star = input_pipeline.random_crops(rng, images, masks, crop_size,
+                                              flip)
     # A key of its own (the crops keep `rng`: runs without jitter draw the
     # crops they always drew).
     x = input_pipeline.color_jitter(jax.random.fold_in(rng, 1), x, **jitter)

@@ -103,6 +103,13 @@ def test_unknown_config_key_is_one_clear_line(tmp_path):
   assert "unknown config field 'lr'" in line and '--config.optimizer.lr' in line
 
 
+def test_misspelt_config_key_names_the_close_field(tmp_path):
+  line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
+                                  '--config.optimizer.learning_rat=0.1'))
+  assert "unknown config field 'learning_rat'" in line
+  assert 'Did you mean "learning_rate"' in line and '\\' not in line
+
+
 def test_missing_data_file_is_one_clear_line(tmp_path):
   missing = tmp_path / 'nope.npz'
   line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path / "w"}',

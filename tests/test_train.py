@@ -35,6 +35,31 @@ def test_random_crops_cut_image_and_mask_alike():
     np.testing.assert_array_equal(x[..., :1], y)
 
 
+def test_scaled_crops_zoom_inside_the_image_and_keep_masks_hard():
+  rows = jnp.broadcast_to(jnp.arange(32.0)[:, None, None], (32, 32, 1))
+  cols = jnp.swapaxes(rows, 0, 1)
+  image = jnp.concatenate([rows, cols, rows], axis=-1)
+  images = jnp.stack([image] * 16)
+  masks = (images[..., :1] >= 16).astype(jnp.float32)  # rows 16..31
+  x, y = input_pipeline.random_scaled_crops(jax.random.key(0), images, masks,
+                                            24, False, 0.2)
+  assert x.shape == (16, 24, 24, 3) and y.shape == (16, 24, 24, 1)
+  # Bilinear resampling of a ramp is exact: channel 0 is the input row of
+  # each output pixel, rising by 1/s per row, s in [0.8, 1.2], in the image.
+  slopes = np.asarray(x[:, 1:, 0, 0] - x[:, :-1, 0, 0])
+  np.testing.assert_allclose(slopes, slopes[:, :1] + 0 * slopes, atol=1e-4)
+  assert np.all(slopes >= 1 / 1.2 - 1e-4) and np.all(slopes <= 1 / 0.8 + 1e-4)
+  assert len(np.unique(np.round(slopes[:, 0], 4))) > 8   # zooms differ
+  assert float(x.min()) >= 0 and float(x.max()) <= 31
+  # The mask is hard and cut where the input row crosses 15.5.
+  assert set(np.unique(np.asarray(y))) <= {0.0, 1.0}
+  np.testing.assert_array_equal(y[..., 0], x[..., 0] >= 15.5)
+  three = jax.nn.one_hot((images[..., 0] // 11).astype(int), 3)
+  _, y3 = input_pipeline.random_scaled_crops(jax.random.key(1), images,
+                                             three, 24, True, 0.2)
+  np.testing.assert_array_equal(y3.sum(-1), 1.0)
+
+
 def test_color_jitter_changes_each_image_by_its_own_draw():
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.uniform(0.3, 0.7, (4, 6, 6, 3)), jnp.float32)
