@@ -333,17 +333,19 @@ def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
                       shardings, state)
 
 
-def restore_train_state(manager: Any, state: TrainState) -> TrainState | None:
+def restore_train_state(manager: Any, state: TrainState,
+                        set_aside_damaged: bool = True) -> TrainState | None:
   """The latest checkpoint restored into `state`'s structure (None if there
   is none). A run that kept no moving average resumes with one (ema_decay
-  raised mid-run): the average starts from the restored parameters."""
+  raised mid-run): the average starts from the restored parameters (so
+  evaluating such a run with ema_decay on scores its parameters)."""
   try:
-    return checkpoints.restore_latest(manager, state)
+    return checkpoints.restore_latest(manager, state, set_aside_damaged)
   except CheckpointError:
     if state.ema_params is None:
       raise
-    restored = checkpoints.restore_latest(manager,
-                                          state.replace(ema_params=None))
+    restored = checkpoints.restore_latest(
+        manager, state.replace(ema_params=None), set_aside_damaged)
   if restored is None:
     return None
   logging.info('The checkpoint has no moving average of the parameters; it '
@@ -383,8 +385,8 @@ def bind_logit_fn(model: nn.Module, params: Any) -> inference.ValueFn:
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
   """batch(rng, inputs, targets) -> (x, y*): random crops (and flips, and
-  `config.augment`'s scale jitter and colour jitter of x) for segmentation, the examples as
-  they are for multi-label."""
+  `config.augment`'s scale jitter and colour jitter of x) for segmentation,
+  the examples as they are for multi-label."""
   if task_name(config) == 'multilabel':
     return lambda rng, inputs, targets: (inputs, targets)
   crop_size, flip = config.crop_size, config.flip
@@ -806,8 +808,8 @@ def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
   """The latest checkpoint of `workdir`; DvnError when there is none."""
   tx = make_optimizer(config.optimizer, config.num_train_steps)
   manager = checkpoints.make_manager(workdir, read_only=True)
-  state = checkpoints.restore_latest(manager, create_state(model, tx, config),
-                                     set_aside_damaged=False)
+  state = restore_train_state(manager, create_state(model, tx, config),
+                              set_aside_damaged=False)
   if state is None:
     raise DvnError(f'no checkpoint in {checkpoints.checkpoint_dir(workdir)}; '
                    'train first with the same --workdir')

@@ -137,6 +137,13 @@ def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
   config.num_train_steps = 3
   train.train_and_evaluate(config, str(tmp_path))
   config.ema_decay = 0.5
+  # Exporting (or evaluating) it with the average on takes its parameters.
+  train.export_params(config, str(tmp_path), str(tmp_path / 'p3.npz'))
+  plain = train.restore_state(train.create_model(config), config,
+                              str(tmp_path))
+  np.testing.assert_array_equal(
+      np.load(tmp_path / 'p3.npz')['tower/conv0/kernel'],
+      plain.params['tower']['conv0']['kernel'])
   config.num_train_steps = 6
   metrics = train.train_and_evaluate(config, str(tmp_path))
   assert np.isfinite(metrics['mean_iou'])
