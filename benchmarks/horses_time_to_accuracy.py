@@ -57,7 +57,10 @@ def run(base, workdir: str, every: int) -> list[dict[str, float]]:
     elapsed += time.perf_counter() - start - metrics.get('eval_seconds', 0.0)
     record = {'step': target, 'seconds': elapsed}
     for split in ('val', 'test'):
-      scores = train.evaluate_checkpoint(config, workdir, split)
+      # The loop's end-of-run score is of this checkpoint on its eval split.
+      scores = (metrics if split == config.data.eval_split and
+                'mean_iou' in metrics else
+                train.evaluate_checkpoint(config, workdir, split))
       record[f'{split}_mean_iou'] = scores['mean_iou']
       record[f'{split}_global_iou'] = scores['global_iou']
     records.append(record)

@@ -44,6 +44,9 @@ def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
   assert len(rows) == 2
   seconds = [float(row.split('|')[2]) for row in rows]
   assert 0 < seconds[0] < seconds[1]
+  # val comes from the train loop's own end-of-run score, not a rescoring.
+  assert (tmp_path / 'run' / 'eval_test.json').exists()
+  assert not (tmp_path / 'run' / 'eval_val.json').exists()
 
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
