@@ -1,4 +1,4 @@
-"""Small in-memory datasets -> batches; crops and flips on device.
+"""Small in-memory datasets -> batches; crops, flips and jitter on device.
 
 The datasets of the paper are tiny (200 training images), so they live on
 the device whole. The host only draws which examples form a batch, from a
@@ -104,13 +104,6 @@ def random_scaled_crops(rng: Array, images: Array, masks: Array,
   return x, jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
 
 
-def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
-  """Pads the leading axis with copies of the last row to a multiple."""
-  remainder = (-len(array)) % multiple
-  if remainder == 0:
-    return array
-  return np.concatenate([array, np.repeat(array[-1:], remainder, axis=0)])
-
 def color_jitter(rng: Array, images: Array, brightness: float,
                  contrast: float, saturation: float) -> Array:
   """Random photometric changes, one draw per image; images in [0, 1].
@@ -141,3 +134,11 @@ def color_jitter(rng: Array, images: Array, brightness: float,
   if saturation or contrast or brightness:
     out = jnp.clip(out, 0.0, 1.0)
   return out
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:
+  """Pads the leading axis with copies of the last row to a multiple."""
+  remainder = (-len(array)) % multiple
+  if remainder == 0:
+    return array
+  return np.concatenate([array, np.repeat(array[-1:], remainder, axis=0)])
