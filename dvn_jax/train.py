@@ -172,6 +172,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
   checks.append((config.keep_best_checkpoints >= 0,
                  'keep_best_checkpoints must be >= 0'))
+  if segmentation:
+    augment = config.augment
+    checks.append((0 <= augment.scale < 1,
+                   f'augment.scale must be in [0, 1), got {augment.scale}'))
+    for name in ('brightness', 'contrast', 'saturation'):
+      checks.append((augment[name] >= 0,
+                     f'augment.{name} must be >= 0, got {augment[name]}'))
   for ok, message in checks:
     if not ok:
       raise ConfigError(f'bad config: {message}')

@@ -195,6 +195,8 @@ def test_predict_fn_shapes_and_single_compile():
     ('tuples.mix.inference', -0.5, 'weights'),
     ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
     ('ema_decay', 1.0, 'ema_decay'),
+    ('augment.scale', 1.0, r'augment.scale must be in \[0, 1\)'),
+    ('augment.contrast', -0.1, 'augment.contrast must be >= 0'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
