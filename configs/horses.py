@@ -64,8 +64,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.augment = ml_collections.ConfigDict(dict(
       scale=0.0, brightness=0.0, contrast=0.0, saturation=0.0))
 
+  # activation: the non-linearity after every hidden layer ('relu',
+  # 'softplus', 'elu', 'swish'; models.ACTIVATIONS).
   c.model = ml_collections.ConfigDict(dict(
-      name='value_net', dropout_rate=0.25))  # keep probability 0.75
+      name='value_net', dropout_rate=0.25,  # keep probability 0.75
+      activation='relu'))
   # A parameter file (`--mode=export` of a trained model, e.g. the FCN of
   # configs/horses_fcn.py) whose conv tower starts the value net; '' = random.
   c.init_from = ''

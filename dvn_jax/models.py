@@ -11,7 +11,7 @@ The value network returns the *logit* of the value; v = sigmoid(logit) lies in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -20,6 +20,20 @@ import jax.numpy as jnp
 from dvn_jax.errors import ConfigError
 
 Array = jax.Array
+
+# Non-linearities of the segmentation value net (`config.model.activation`).
+# The paper's multi-label networks use softplus; its segmentation network's
+# is not stated, and ReLU is the default here.
+ACTIVATIONS = {'relu': nn.relu, 'softplus': nn.softplus, 'elu': nn.elu,
+               'swish': nn.swish}
+
+
+def get_activation(name: str):
+  """The non-linearity called `name` (a key of ACTIVATIONS)."""
+  if name not in ACTIVATIONS:
+    raise ConfigError(f'unknown activation {name!r}; choose one of '
+                      f'{sorted(ACTIVATIONS)}')
+  return ACTIVATIONS[name]
 
 
 class ConvTower(nn.Module):
@@ -66,12 +80,12 @@ def apply_in_chunks(fn, inputs, chunk: int):
 
 
 def value_head(h: Array, hidden: Sequence[nn.Module], dropout: nn.Dropout,
-               out: nn.Module, train: bool) -> Array:
-  """The FC head of the segmentation value nets: flatten, ReLU layers
-  (dropout after the first), a linear logit (B,)."""
+               out: nn.Module, train: bool, activation=nn.relu) -> Array:
+  """The FC head of the segmentation value nets: flatten, layers with the
+  `activation` (dropout after the first), a linear logit (B,)."""
   h = h.reshape(h.shape[0], -1)
   for i, dense in enumerate(hidden):
-    h = nn.relu(dense(h))
+    h = activation(dense(h))
     if i == 0:
       h = dropout(h, deterministic=not train)
   return out(h)[:, 0]
@@ -152,6 +166,7 @@ class SegmentationValueNet(TwoStageValueNet):
   conv_chunk: int | None = None
   image_channels: int = 3
   mask_channels: int = 1
+  activation: str = 'relu'  # a key of ACTIVATIONS, after every hidden layer
 
   def setup(self):
     if self.conv_strides[0] != 1:
@@ -159,7 +174,8 @@ class SegmentationValueNet(TwoStageValueNet):
                         f'1, got {self.conv_strides[0]}')
     self.tower = _SplitInputTower(
         self.conv_features, self.conv_strides, self.kernel_size,
-        self.image_channels + self.mask_channels)
+        self.image_channels + self.mask_channels,
+        get_activation(self.activation))
     for i, width in enumerate(self.hidden):
       setattr(self, f'fc{i}', nn.Dense(width))
     self.dropout = nn.Dropout(self.dropout_rate)
@@ -177,7 +193,8 @@ class SegmentationValueNet(TwoStageValueNet):
     h = apply_in_chunks(lambda inputs: self.tower(*inputs), (features, y),
                         conv_chunk_size(self.conv_chunk))
     hidden = [getattr(self, f'fc{i}') for i in range(len(self.hidden))]
-    return value_head(h, hidden, self.dropout, self.out, train)
+    return value_head(h, hidden, self.dropout, self.out, train,
+                      get_activation(self.activation))
 
 
 class _SplitInputTower(nn.Module):
@@ -188,6 +205,7 @@ class _SplitInputTower(nn.Module):
   strides: Sequence[int]
   kernel_size: int
   in_channels: int
+  activation: Callable[[Array], Array] = nn.relu
 
   def setup(self):
     self.conv0 = SplitInputConv(self.features[0], self.kernel_size,
@@ -199,9 +217,9 @@ class _SplitInputTower(nn.Module):
           strides=(stride, stride), padding='SAME'))
 
   def __call__(self, image_part: Array, y: Array) -> Array:
-    h = nn.relu(image_part + self.conv0.mask_part(2.0 * y - 1.0))
+    h = self.activation(image_part + self.conv0.mask_part(2.0 * y - 1.0))
     for i in range(1, len(self.features)):
-      h = nn.relu(getattr(self, f'conv{i}')(h))
+      h = self.activation(getattr(self, f'conv{i}')(h))
     return h
 
 

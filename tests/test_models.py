@@ -39,6 +39,39 @@ def test_value_net_dropout_only_in_training():
   assert not np.allclose(a, b)
 
 
+def test_value_net_activation_is_used_everywhere_and_checked():
+  """Same parameters, another non-linearity: another value, equal to the
+  network written out by hand with softplus after every hidden layer."""
+  relu = models.create_model('value_net')
+  soft = models.create_model('value_net', activation='softplus')
+  params = models.init_params(relu, jax.random.key(0), 24)
+  assert jax.tree.structure(params) == jax.tree.structure(
+      models.init_params(soft, jax.random.key(0), 24))
+  x = jax.random.uniform(jax.random.key(1), (3, 24, 24, 3))
+  y = jax.random.uniform(jax.random.key(2), (3, 24, 24, 1))
+  v_relu = relu.apply({'params': params}, x, y)
+  v_soft = soft.apply({'params': params}, x, y)
+  assert not np.allclose(v_relu, v_soft)
+  # Softplus on every layer, written out: conv0..2, fc0, fc1, out.
+  t, f = params['tower'], params
+  h = jnp.concatenate([2 * x - 1, 2 * y - 1], axis=-1)
+  kernel0 = t['conv0']['kernel']
+  for i, stride in enumerate((1, 2, 2)):
+    k = kernel0 if i == 0 else t[f'conv{i}']['kernel']
+    h = jax.lax.conv_general_dilated(
+        h, k, (stride, stride), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC')) + t[f'conv{i}']['bias']
+    h = nn.softplus(h)
+  h = h.reshape(3, -1)
+  for i in range(2):
+    h = nn.softplus(h @ f[f'fc{i}']['kernel'] + f[f'fc{i}']['bias'])
+  logit = (h @ f['out']['kernel'] + f['out']['bias'])[:, 0]
+  np.testing.assert_allclose(v_soft, logit, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ConfigError, match="unknown activation 'tanh'"):
+    models.init_params(models.create_model('value_net', activation='tanh'),
+                       jax.random.key(0), 24)
+
+
 def test_value_depends_on_the_mask():
   model = models.create_model('value_net')
   params = models.init_params(model, jax.random.key(0), 24)
