@@ -58,14 +58,25 @@ def random_crops(rng: Array, images: Array, masks: Array, crop_size: int,
   cols = jax.random.randint(rng_col, (batch,), 0, width - crop_size + 1)
   flips = jax.random.bernoulli(rng_flip, 0.5, (batch,)) & flip
 
-  def one(image, mask, row, col, do_flip):
-    both = jnp.concatenate([image, mask], axis=-1)
-    crop = jax.lax.dynamic_slice(both, (row, col, 0),
+  def cut(both, row, col):
+    return jax.lax.dynamic_slice(both, (row, col, 0),
                                  (crop_size, crop_size, both.shape[-1]))
-    crop = jnp.where(do_flip, crop[:, ::-1], crop)
-    return crop[..., :image.shape[-1]], crop[..., image.shape[-1]:]
 
-  return jax.vmap(one)(images, masks, rows, cols, flips)
+  return _crop_pairs(cut, images, masks, flips, rows, cols)
+
+
+def _crop_pairs(cut, images: Array, masks: Array, flips: Array,
+                *params: Array) -> tuple[Array, Array]:
+  """`cut(concat(image, mask), *params_i)` for every example i, flipped
+  horizontally where flips_i, split back into (image crops, mask crops)."""
+  channels = images.shape[-1]
+
+  def one(image, mask, do_flip, *example_params):
+    crop = cut(jnp.concatenate([image, mask], axis=-1), *example_params)
+    crop = jnp.where(do_flip, crop[:, ::-1], crop)
+    return crop[..., :channels], crop[..., channels:]
+
+  return jax.vmap(one)(images, masks, flips, *params)
 
 
 def random_scaled_crops(rng: Array, images: Array, masks: Array,
@@ -79,7 +90,7 @@ def random_scaled_crops(rng: Array, images: Array, masks: Array,
   The resampled masks are made hard again: one channel thresholded at 0.5,
   several (one-hot classes) to the one-hot of their argmax.
   """
-  batch, height, width, channels = images.shape
+  batch, height, width, _ = images.shape
   rng_scale, rng_row, rng_col, rng_flip = jax.random.split(rng, 4)
   smallest = crop_size / min(height, width)
   s = jnp.maximum(jax.random.uniform(rng_scale, (batch,), minval=1 - scale,
@@ -89,16 +100,13 @@ def random_scaled_crops(rng: Array, images: Array, masks: Array,
   cols = jax.random.uniform(rng_col, (batch,)) * (width - extent)
   flips = jax.random.bernoulli(rng_flip, 0.5, (batch,)) & flip
 
-  def one(image, mask, s, row, col, do_flip):
-    both = jnp.concatenate([image, mask], axis=-1)
-    crop = jax.image.scale_and_translate(
+  def cut(both, s, row, col):
+    return jax.image.scale_and_translate(
         both, (crop_size, crop_size, both.shape[-1]), (0, 1),
         jnp.stack([s, s]), jnp.stack([-row * s, -col * s]),
         method='linear', antialias=False)
-    crop = jnp.where(do_flip, crop[:, ::-1], crop)
-    return crop[..., :channels], crop[..., channels:]
 
-  x, soft = jax.vmap(one)(images, masks, s, rows, cols, flips)
+  x, soft = _crop_pairs(cut, images, masks, flips, s, rows, cols)
   if soft.shape[-1] == 1:
     return x, (soft >= 0.5).astype(soft.dtype)
   return x, jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
