@@ -253,13 +253,23 @@ def read_params(path: str) -> dict[str, np.ndarray]:
 
 
 def load_params(path: str, template: Any) -> Any:
-  """Reads a `save_params` file into `template`'s structure, as float32."""
+  """Reads a `save_params` file into `template`'s structure, as float32.
+
+  An ensemble file (`stack_params`: every array with one more, leading
+  axis of the same size K, the members) is read as the template's structure
+  with that leading axis.
+  """
   arrays = read_params(path)
   expected = flax.traverse_util.flatten_dict(template, sep='/')
   missing = sorted(set(expected) - set(arrays))
   extra = sorted(set(arrays) - set(expected))
-  wrong = sorted(k for k in set(expected) & set(arrays)
-                 if arrays[k].shape != expected[k].shape)
+  common = sorted(set(expected) & set(arrays))
+  members = {arrays[k].shape[0] for k in common
+             if arrays[k].shape[1:] == tuple(expected[k].shape)}
+  stacked = len(members) == 1 and all(
+      arrays[k].shape[1:] == tuple(expected[k].shape) for k in common)
+  wrong = [] if stacked else [
+      k for k in common if arrays[k].shape != tuple(expected[k].shape)]
   if missing or extra or wrong:
     raise CheckpointError(
         f'{path} does not fit this config\'s model (missing {missing[:3]}, '
@@ -267,6 +277,18 @@ def load_params(path: str, template: Any) -> Any:
         'it was trained with')
   return flax.traverse_util.unflatten_dict(
       {k: np.asarray(v, np.float32) for k, v in arrays.items()}, sep='/')
+
+
+def stack_params(paths: list[str]) -> dict[str, np.ndarray]:
+  """The parameter files of several networks of one model, stacked on a new
+  leading axis (the ensemble's members, in order), by flat name."""
+  files = [read_params(path) for path in paths]
+  for path, arrays in zip(paths[1:], files[1:]):
+    if arrays.keys() != files[0].keys() or any(
+        arrays[k].shape != files[0][k].shape for k in arrays):
+      raise CheckpointError(f'{path} and {paths[0]} hold different models; '
+                            'an ensemble needs networks of one config')
+  return {k: np.stack([arrays[k] for arrays in files]) for k in files[0]}
 
 
 def warm_start(params: Any, path: str, prefix: str = 'tower/'

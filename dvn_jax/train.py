@@ -522,9 +522,33 @@ def make_classifier_train_step(model: nn.Module,
 # -------------------------------------------------------------- predict ----
 
 
-def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None
-                    ) -> Callable:
-  """jit, or on a mesh: the batch split over its devices, a host result."""
+def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
+                   ) -> int:
+  """The rank of one network's first parameter (shapes only, no compute)."""
+  shapes = jax.eval_shape(
+      lambda: init_model_params(model, config, jax.random.key(0)))
+  return jax.tree.leaves(shapes)[0].ndim
+
+
+def averaged_over_members(predict: Callable, ndim: int) -> Callable:
+  """predict(params, inputs) that also takes an ensemble: parameters stacked
+  on a leading member axis (`checkpoints.stack_params`; `ndim` is the rank
+  of one network's first parameter). An ensemble's output is the mean of
+  its members' outputs (masks, or trajectories, averaged: mask averaging
+  over networks, as over crops in paper Sec. 5.4)."""
+  def ensemble_predict(params, inputs):
+    if jax.tree.leaves(params)[0].ndim == ndim:
+      return predict(params, inputs)
+    outputs = jax.lax.map(lambda member: predict(member, inputs), params)
+    return jax.tree.map(lambda out: out.mean(axis=0), outputs)
+  return ensemble_predict
+
+
+def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
+                    ndim: int) -> Callable:
+  """jit, or on a mesh: the batch split over its devices, a host result;
+  for one network or an ensemble (`averaged_over_members`)."""
+  predict = averaged_over_members(predict, ndim)
   if mesh is None:
     return jax.jit(predict)
   return parallel.sharded_batch_fn(predict, mesh)
@@ -543,6 +567,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   """
   if task_name(config) == 'multilabel':
     return make_multilabel_predict_fn(model, config, mesh)
+  ndim = parameter_ndim(model, config)
   eval_cfg = config.eval
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    eval_cfg.num_crops)
@@ -557,7 +582,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
                jax.nn.sigmoid(logits))
       probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
       return inference.average_crops(probs, offsets, config.image_size)
-    return compile_predict(predict, mesh)
+    return compile_predict(predict, mesh, ndim)
 
   spec = ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
@@ -570,7 +595,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
         return_trajectory=return_trajectory, rng=eval_key)
     return (masks, trajectory) if return_trajectory else masks
 
-  return compile_predict(predict, None if return_trajectory else mesh)
+  return compile_predict(predict, None if return_trajectory else mesh, ndim)
 
 
 def make_multilabel_predict_fn(model: nn.Module,
@@ -579,9 +604,10 @@ def make_multilabel_predict_fn(model: nn.Module,
                                ) -> Callable:
   """Label scores: the classifier's sigmoid, or the value net's gradient
   ascent from y = 0 (Eq. 8) with config.eval.inference."""
+  ndim = parameter_ndim(model, config)
   if config.model.name in models.CLASSIFIERS:
     return compile_predict(lambda params, x: jax.nn.sigmoid(
-        model.apply({'params': params}, x)), mesh)
+        model.apply({'params': params}, x)), mesh, ndim)
   spec = ascent_spec_from_config(config.eval.inference)
   num_labels = config.model.num_labels
 
@@ -590,7 +616,7 @@ def make_multilabel_predict_fn(model: nn.Module,
     return inference.infer(bind_logit_fn(model, params), x, y0, spec,
                            rng=jax.random.key(config.seed))[0]
 
-  return compile_predict(predict, mesh)
+  return compile_predict(predict, mesh, ndim)
 
 
 def evaluate_split(predict_fn: Callable, params: Any, split: Any,

@@ -64,6 +64,25 @@ def test_load_params_round_trip_and_mismatch(tmp_path):
     checkpoints.load_params(path, _params('fcn', 0))
 
 
+def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
+  members = [_params('value_net', seed) for seed in (3, 4, 5)]
+  paths = [str(tmp_path / f'm{i}.npz') for i in range(3)]
+  for params, path in zip(members, paths):
+    checkpoints.save_params(params, path)
+  ensemble = str(tmp_path / 'ensemble.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths), ensemble)
+  loaded = checkpoints.load_params(ensemble, members[0])
+  for i, params in enumerate(members):
+    jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b),
+                 loaded, params)
+  with pytest.raises(CheckpointError, match='does not fit'):
+    checkpoints.load_params(ensemble, _params('fcn', 0))
+  fcn_path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(_params('fcn', 0), fcn_path)
+  with pytest.raises(CheckpointError, match='hold different models'):
+    checkpoints.stack_params([paths[0], fcn_path])
+
+
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
   path = tmp_path / 'bad.npz'
   path.write_bytes(b'not a zip')

@@ -54,6 +54,18 @@ def test_train_resume_and_evaluate(tmp_path):
                                   f'--params={tmp_path / "none.npz"}'))
   assert 'parameter file not found' in line
 
+  # An ensemble of the file with itself: each member's masks, averaged.
+  ensemble_file = tmp_path / 'ensemble.npz'
+  stacked = run_main(f'--output={ensemble_file}', str(params_file),
+                     str(params_file), module='dvn_jax.ensemble')
+  assert stacked.returncode == 0, stacked.stderr[-2000:]
+  from_ensemble = run_main(SMOKE, '--mode=evaluate', f'--params={ensemble_file}')
+  assert from_ensemble.returncode == 0, from_ensemble.stderr[-2000:]
+  assert from_ensemble.stdout == evaluated.stdout
+  line = _one_line_error(run_main(f'--output={ensemble_file}', str(params_file),
+                                  module='dvn_jax.ensemble'))
+  assert 'two or more parameter files' in line
+
   # Segment a user's image of another size; a non-image fails in one line.
   image_path = tmp_path / 'horse.png'
   Image.fromarray(np.random.default_rng(0).integers(

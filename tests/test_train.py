@@ -185,6 +185,29 @@ def test_predict_fn_shapes_and_single_compile():
   assert predict._cache_size() == 1
 
 
+@pytest.mark.parametrize('model_name', ['value_net', 'fcn'])
+def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
+  """Parameters stacked on a leading axis: the mean of each network's soft
+  masks (and trajectories), with the inference of each network alone."""
+  config = horses_config.get_config('smoke')
+  with config.unlocked():
+    config.model = {'name': model_name}
+  model = train.create_model(config)
+  members = [train.init_model_params(model, config, jax.random.key(seed))
+             for seed in (0, 1)]
+  stacked = jax.tree.map(lambda *a: jnp.stack(a), *members)
+  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
+  trajectory = model_name == 'value_net'
+  predict = train.make_predict_fn(model, config, return_trajectory=trajectory)
+  alone = [predict(params, images) for params in members]
+  together = predict(stacked, images)
+  expected = jax.tree.map(lambda a, b: (a + b) / 2, *alone)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
+               together, expected)
+  first = jax.tree.leaves(alone[0])[0]
+  assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('optimizer.learning_rate', -0.1, 'learning_rate'),
     ('crop_size', 40, 'crop_size'),
