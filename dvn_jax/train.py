@@ -539,8 +539,12 @@ def averaged_over_members(predict: Callable, ndim: int) -> Callable:
   def ensemble_predict(params, inputs):
     if jax.tree.leaves(params)[0].ndim == ndim:
       return predict(params, inputs)
-    outputs = jax.lax.map(lambda member: predict(member, inputs), params)
-    return jax.tree.map(lambda out: out.mean(axis=0), outputs)
+    # One traced copy per member, not lax.map: convolutions inside a rolled
+    # loop leave XLA's fast path on a CPU (docs/throughput.md).
+    members = jax.tree.leaves(params)[0].shape[0]
+    outputs = [predict(jax.tree.map(lambda p, i=i: p[i], params), inputs)
+               for i in range(members)]
+    return jax.tree.map(lambda *outs: sum(outs) / members, *outputs)
   return ensemble_predict
 
 

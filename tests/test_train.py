@@ -1,5 +1,7 @@
 """Train step, input pipeline and evaluation metrics, in process."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -206,6 +208,22 @@ def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
                together, expected)
   first = jax.tree.leaves(alone[0])[0]
   assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
+
+
+def test_released_horse_files_fit_the_default_config():
+  """The released network and ensemble load into configs/horses.py's
+  model; the ensemble's first member is the network, in float16."""
+  config = horses_config.get_config()
+  model = train.create_model(config)
+  root = os.path.join(os.path.dirname(__file__), '..', 'released')
+  single = train.load_trained_params(
+      model, config, None, os.path.join(root, 'horses_dvn.npz'))
+  ensemble = train.load_trained_params(
+      model, config, None, os.path.join(root, 'horses_dvn_ensemble.npz'))
+  assert jax.tree.leaves(ensemble)[0].shape[0] == 2
+  jax.tree.map(lambda e, p: np.testing.assert_allclose(
+      e[0], p, rtol=1e-3, atol=1e-4), ensemble, single)
+  assert not np.allclose(ensemble['fc0']['kernel'][1], single['fc0']['kernel'])
 
 
 @pytest.mark.parametrize('field,value,match', [
