@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -176,6 +177,10 @@ def _drop_orbax_reader_noise() -> None:
       previous(unraisable)
 
   sys.unraisablehook = hook
+  # Its read coroutines that never started warn when collected, maybe after
+  # the one-line error: "coroutine ... was never awaited".
+  warnings.filterwarnings('ignore', message='coroutine .* was never awaited',
+                          category=RuntimeWarning)
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: Any,

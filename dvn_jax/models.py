@@ -37,11 +37,13 @@ def get_activation(name: str):
 
 
 class ConvTower(nn.Module):
-  """The convolutional layers of the paper's Fig. 2 (ReLU after each)."""
+  """The convolutional layers of the paper's Fig. 2 (an activation, ReLU by
+  default, after each)."""
 
   features: Sequence[int] = (64, 128, 128)
   strides: Sequence[int] = (1, 2, 2)
   kernel_size: int = 5
+  activation: Callable[[Array], Array] = nn.relu
 
   @nn.compact
   def __call__(self, inputs: Array, return_all: bool = False
@@ -51,7 +53,7 @@ class ConvTower(nn.Module):
     for i, (feat, stride) in enumerate(zip(self.features, self.strides)):
       h = nn.Conv(feat, (self.kernel_size, self.kernel_size),
                   strides=(stride, stride), padding='SAME', name=f'conv{i}')(h)
-      h = nn.relu(h)
+      h = self.activation(h)
       outputs.append(h)
     return outputs if return_all else h
 
@@ -238,6 +240,7 @@ class FCN(nn.Module):
   kernel_size: int = 5
   num_classes: int = 1
   skips: bool = False
+  activation: str = 'relu'   # a key of ACTIVATIONS
 
   @nn.compact
   def __call__(self, x: Array, y: Array | None = None, *,
@@ -245,6 +248,7 @@ class FCN(nn.Module):
     """Returns per-pixel logits of shape (B, H, W, num_classes)."""
     del y, train
     layers = ConvTower(self.conv_features, self.conv_strides, self.kernel_size,
+                       get_activation(self.activation),
                        name='tower')(2.0 * x - 1.0, return_all=True)
     logits = nn.Conv(self.num_classes, (1, 1), name='classifier')(layers[-1])
     if self.skips:
@@ -281,7 +285,7 @@ class TwoStreamValueNet(TwoStageValueNet):
   convolution of each of its layers gives a per-pixel scale and shift
   (gamma, beta). The mask stream, run at every inference step, is a
   narrower tower on y with the same kernels and strides:
-      h_i = relu(conv_i(h_{i-1}) * (1 + gamma_i) + beta_i),   h_0 = 2y - 1,
+      h_i = act(conv_i(h_{i-1}) * (1 + gamma_i) + beta_i),   h_0 = 2y - 1,
   then the value net's FC head. Per inference step it costs about a quarter
   of the multiply-adds of SegmentationValueNet with the default widths.
   """
@@ -293,6 +297,7 @@ class TwoStreamValueNet(TwoStageValueNet):
   hidden: Sequence[int] = (384, 192)
   dropout_rate: float = 0.25
   conv_chunk: int | None = None   # as SegmentationValueNet's
+  activation: str = 'relu'        # a key of ACTIVATIONS
 
   def setup(self):
     if len(self.mask_features) != len(self.conv_features):
@@ -301,7 +306,8 @@ class TwoStreamValueNet(TwoStageValueNet):
           f'conv layer ({len(self.conv_features)})')
     k = (self.kernel_size, self.kernel_size)
     self.image_tower = ConvTower(self.conv_features, self.conv_strides,
-                                 self.kernel_size)
+                                 self.kernel_size,
+                                 get_activation(self.activation))
     self.modulation = [nn.Conv(2 * width, (1, 1))
                        for width in self.mask_features]
     self.mask_convs = [nn.Conv(width, k, strides=(stride, stride),
@@ -330,12 +336,13 @@ class TwoStreamValueNet(TwoStageValueNet):
       h = 2.0 * masks - 1.0
       for conv, f in zip(self.mask_convs, scale_shift):
         gamma, beta = jnp.split(f, 2, axis=-1)
-        h = nn.relu(conv(h) * (1.0 + gamma) + beta)
+        h = activation(conv(h) * (1.0 + gamma) + beta)
       return h
 
+    activation = get_activation(self.activation)
     h = apply_in_chunks(mask_stream, (features, y),
                         conv_chunk_size(self.conv_chunk))
-    return value_head(h, self.fc, self.dropout, self.out, train)
+    return value_head(h, self.fc, self.dropout, self.out, train, activation)
 
 
 class MultiLabelValueNet(TwoStageValueNet):
