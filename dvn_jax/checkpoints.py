@@ -269,10 +269,9 @@ def load_params(path: str, template: Any) -> Any:
   missing = sorted(set(expected) - set(arrays))
   extra = sorted(set(arrays) - set(expected))
   common = sorted(set(expected) & set(arrays))
-  members = {arrays[k].shape[0] for k in common
-             if arrays[k].shape[1:] == tuple(expected[k].shape)}
-  stacked = len(members) == 1 and all(
-      arrays[k].shape[1:] == tuple(expected[k].shape) for k in common)
+  stacked = all(arrays[k].shape[1:] == tuple(expected[k].shape)
+                for k in common) and len(
+                    {arrays[k].shape[0] for k in common}) == 1
   wrong = [] if stacked else [
       k for k in common if arrays[k].shape != tuple(expected[k].shape)]
   if missing or extra or wrong:

@@ -330,6 +330,7 @@ class TwoStreamValueNet(TwoStageValueNet):
 
   def value_logits(self, features: tuple[Array, ...], y: Array, *,
                    train: bool = False) -> Array:
+    activation = get_activation(self.activation)
 
     def mask_stream(inputs):
       scale_shift, masks = inputs
@@ -339,7 +340,6 @@ class TwoStreamValueNet(TwoStageValueNet):
         h = activation(conv(h) * (1.0 + gamma) + beta)
       return h
 
-    activation = get_activation(self.activation)
     h = apply_in_chunks(mask_stream, (features, y),
                         conv_chunk_size(self.conv_chunk))
     return value_head(h, self.fc, self.dropout, self.out, train, activation)
