@@ -20,6 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import flax
@@ -866,6 +867,21 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
   return eval_params(restore_state(model, config, workdir))
 
 
+def stack_members(trees: Sequence[Any]) -> Any:
+  """Parameter trees of one model stacked on a new leading axis: an ensemble
+  for `averaged_over_members` (as `checkpoints.stack_params` for files)."""
+  return jax.tree.map(lambda *leaves: np.stack(leaves), *trees)
+
+
+def evaluate_params(config: ml_collections.ConfigDict, model: nn.Module,
+                    params: Any, split: str) -> dict[str, float]:
+  """Scores one network's parameters, or an ensemble's, on `split`."""
+  mesh = parallel.make_mesh(config.get('num_devices', 0))
+  params = parallel.put_tree(params, parallel.replicated(mesh))
+  return evaluate_split(make_predict_fn(model, config, mesh=mesh), params,
+                        get_split(load_data(config), split, '--split'), config)
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
                         split: str = 'test', params_path: str | None = None
                         ) -> dict[str, float]:
@@ -874,18 +890,27 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
   Writes `<workdir>/eval_<split>.json` when a workdir is given.
   """
   check_config(config)
-  test_split = get_split(load_data(config), split, '--split')
   model = create_model(config)
-  mesh = parallel.make_mesh(config.get('num_devices', 0))
-  params = parallel.put_tree(
-      load_trained_params(model, config, workdir, params_path),
-      parallel.replicated(mesh))
-  metrics = evaluate_split(make_predict_fn(model, config, mesh=mesh), params,
-                           test_split, config)
+  metrics = evaluate_params(
+      config, model, load_trained_params(model, config, workdir, params_path),
+      split)
   if workdir and jax.process_index() == 0:
     with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
   return metrics
+
+
+def evaluate_ensemble(config: ml_collections.ConfigDict,
+                      workdirs: Sequence[str], split: str
+                      ) -> dict[str, float]:
+  """Scores the ensemble of several workdirs' latest checkpoints (trained
+  with one config but for the seed) on `split`: each network infers, and
+  their soft masks are averaged."""
+  check_config(config)
+  model = create_model(config)
+  return evaluate_params(config, model, stack_members(
+      [load_trained_params(model, config, workdir) for workdir in workdirs]),
+                         split)
 
 
 def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,

@@ -1,5 +1,6 @@
 """The benchmark scripts still run (on the smoke config; numbers not checked)."""
 
+import json
 import os
 import pathlib
 import re
@@ -47,6 +48,28 @@ def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
   # val comes from the train loop's own end-of-run score, not a rescoring.
   assert (tmp_path / 'run' / 'eval_test.json').exists()
   assert not (tmp_path / 'run' / 'eval_val.json').exists()
+
+
+def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
+  output = tmp_path / 'tta.md'
+  result = subprocess.run(
+      [sys.executable, str(REPO / 'benchmarks' / 'horses_time_to_accuracy.py'),
+       f'--config={REPO / "configs" / "horses.py"}:smoke',
+       f'--workdir={tmp_path / "run"}', '--every=6', '--members=2',
+       f'--output={output}'],
+      capture_output=True, text=True, timeout=600, cwd=REPO,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-2000:]
+  text = output.read_text()
+  assert 'an ensemble of 2 networks' in text
+  assert len([l for l in text.splitlines() if l.startswith('| 6 ')]) == 1
+  # Two networks with their own seeds, each trained to the step.
+  seeds = [json.loads((tmp_path / 'run' / f'member_{k}' /
+                       'config.json').read_text())['seed'] for k in (0, 1)]
+  assert seeds[1] == seeds[0] + 1
+  for k in (0, 1):
+    assert sorted(os.listdir(
+        tmp_path / 'run' / f'member_{k}' / 'checkpoints')) == ['3', '6']
 
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
