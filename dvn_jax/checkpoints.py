@@ -81,8 +81,10 @@ def fits_target(manager: ocp.CheckpointManager, step: int,
                 target: Any) -> bool | None:
   """Whether checkpoint `step` can hold `target`'s arrays with its shapes.
 
-  Read from the checkpoint's tree metadata (a small JSON file), which
-  survives damage to the array data; None if that cannot be read either.
+  False also when it holds other arrays than `target` (another optimizer's
+  state, an older version's). Read from the checkpoint's tree metadata (a
+  small JSON file), which survives damage to the array data; None if that
+  cannot be read either.
   Tells a checkpoint of another config (False) from a damaged one (True).
   The metadata records the shape of the chunks written, so a different
   shape that the chunks also tile would pass here and fail on reading.
@@ -95,16 +97,19 @@ def fits_target(manager: ocp.CheckpointManager, step: int,
     # Shapes are recorded for jax.Arrays (the train state); None: unknown.
     written = {tuple(k['key'] for k in e['key_metadata']):
                e['value_metadata'].get('write_shape') for e in entries}
+    # Written as None: a None field, or an empty node (optax's EmptyState).
+    arrays = {tuple(k['key'] for k in e['key_metadata']) for e in entries
+              if e['value_metadata'].get('value_type') != 'None'}
   except (OSError, ValueError, KeyError, TypeError, AttributeError):
     return None
-  for path_keys, leaf in jax.tree_util.tree_flatten_with_path(target)[0]:
-    keys = tuple(_key_name(k) for k in path_keys)
-    if keys not in written:
-      return False
-    if written[keys] is not None and not _could_hold(written[keys],
-                                                     np.shape(leaf)):
-      return False
-  return True
+  leaves = {tuple(_key_name(k) for k in path_keys): leaf
+            for path_keys, leaf in jax.tree_util.tree_flatten_with_path(
+                target, is_leaf=lambda x: x is None)[0]}
+  if not leaves.keys() <= written.keys() or not arrays <= leaves.keys():
+    return False   # other fields: another optimizer, an older version
+  return all(leaf is None or written[keys] is None or
+             _could_hold(written[keys], np.shape(leaf))
+             for keys, leaf in leaves.items())
 
 
 def _could_hold(write_shape: list[int], shape: tuple[int, ...]) -> bool:
@@ -196,12 +201,12 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   """
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   failures: list[tuple[int, Exception]] = []
-  mismatched: list[int] = []   # steps written for other shapes
+  mismatched: list[int] = []   # steps written for other arrays or shapes
   steps = sorted(manager.all_steps(), reverse=True)
   for step in steps:
     if fits_target(manager, step, target) is False:   # another config's
       mismatched.append(step)
-      failures.append((step, CheckpointError('written for other shapes')))
+      failures.append((step, CheckpointError('written for other arrays or shapes')))
       continue
     with _stderr_held() as discard_stderr:
       try:
@@ -225,7 +230,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   if mismatched:
     raise CheckpointError(
         f'checkpoint {mismatched[0]} in {manager.directory} does not match '
-        'this config (its arrays have other shapes); use a new --workdir or '
+        'this config (it holds other arrays or shapes); use a new --workdir or '
         'the config it was trained with')
   error = failures[0][1]
   raise CheckpointError(

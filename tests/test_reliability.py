@@ -251,3 +251,20 @@ def test_no_readable_checkpoint_in_process_is_a_checkpoint_error(tmp_path):
   manager.wait_until_finished()
   with pytest.raises(CheckpointError, match='does not match this config'):
     checkpoints.restore_latest(manager, {'v': np.zeros(2, np.float32)})
+
+
+def test_checkpoint_with_arrays_the_config_lacks_is_another_configs(tmp_path):
+  # E.g. a run with a moving average, evaluated with ema_decay=0, or another
+  # optimizer's state: not a damaged checkpoint.
+  manager = checkpoints.make_manager(str(tmp_path))
+  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32),
+                                'ema': np.zeros(4, np.float32)})
+  manager.wait_until_finished()
+  with pytest.raises(CheckpointError, match='does not match this config'):
+    checkpoints.restore_latest(manager, {'w': np.zeros(4, np.float32)})
+  # A None field is written as one and restores into the same structure.
+  checkpoints.save(manager, 2, {'w': np.ones(4, np.float32), 'ema': None})
+  manager.wait_until_finished()
+  restored = checkpoints.restore_latest(
+      manager, {'w': np.zeros(4, np.float32), 'ema': None})
+  np.testing.assert_array_equal(restored['w'], np.ones(4))
