@@ -8,17 +8,25 @@ import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+HORSES_SMOKE = f'--config={REPO / "configs" / "horses.py"}:smoke'
+
+
+def run_python(*args: object) -> subprocess.CompletedProcess:
+  """`python ARGS` from the repository root on the CPU, output captured."""
+  return subprocess.run([sys.executable, *map(str, args)],
+                        capture_output=True, text=True, timeout=600, cwd=REPO,
+                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
+
+
+def benchmark(script: str) -> pathlib.Path:
+  return REPO / 'benchmarks' / script
 
 
 def test_ablation_script_writes_the_table(tmp_path):
   output = tmp_path / 'ablation.md'
-  result = subprocess.run(
-      [sys.executable, str(REPO / 'benchmarks' / 'horses_ablation.py'),
-       f'--config={REPO / "configs" / "horses.py"}:smoke',
-       f'--root={tmp_path / "runs"}', f'--output={output}',
-       '--num_test_images=2'],
-      capture_output=True, text=True, timeout=600, cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  result = run_python(benchmark('horses_ablation.py'), HORSES_SMOKE,
+                      f'--root={tmp_path / "runs"}', f'--output={output}',
+                      '--num_test_images=2')
   assert result.returncode == 0, result.stderr[-2000:]
   table = output.read_text()
   assert table.count('\n|') == 2 + 3 + 8   # header, 3 tuple mixes, 8 crop rows
@@ -31,14 +39,10 @@ def test_ablation_script_writes_the_table(tmp_path):
 
 def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
   output = tmp_path / 'tta.md'
-  command = [sys.executable,
-             str(REPO / 'benchmarks' / 'horses_time_to_accuracy.py'),
-             f'--config={REPO / "configs" / "horses.py"}:smoke',
-             f'--workdir={tmp_path / "run"}', '--every=3', f'--output={output}']
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
   for _ in range(2):  # the second run finds everything done and resumes
-    result = subprocess.run(command, capture_output=True, text=True,
-                            timeout=600, cwd=REPO, env=env)
+    result = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                        f'--workdir={tmp_path / "run"}', '--every=3',
+                        f'--output={output}')
     assert result.returncode == 0, result.stderr[-2000:]
   rows = [line for line in output.read_text().splitlines()
           if line.startswith('| 3 ') or line.startswith('| 6 ')]
@@ -52,13 +56,9 @@ def test_time_to_accuracy_script_resumes_and_writes_rows(tmp_path):
 
 def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
   output = tmp_path / 'tta.md'
-  result = subprocess.run(
-      [sys.executable, str(REPO / 'benchmarks' / 'horses_time_to_accuracy.py'),
-       f'--config={REPO / "configs" / "horses.py"}:smoke',
-       f'--workdir={tmp_path / "run"}', '--every=6', '--members=2',
-       f'--output={output}'],
-      capture_output=True, text=True, timeout=600, cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  result = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                      f'--workdir={tmp_path / "run"}', '--every=6',
+                      '--members=2', f'--output={output}')
   assert result.returncode == 0, result.stderr[-2000:]
   text = output.read_text()
   assert 'an ensemble of 2 networks' in text
@@ -74,14 +74,10 @@ def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
   root, output = tmp_path / 'sweep', tmp_path / 'sweep.md'
-  result = subprocess.run(
-      [sys.executable, str(REPO / 'benchmarks' / 'sweep.py'),
-       f'--config={REPO / "configs" / "horses.py"}:smoke',
-       f'--sweep={REPO / "configs" / "horses_sweep.py"}:smoke',
-       f'--root={root}', '--eval_every=3', '--finetune_fraction=0.5',
-       f'--output={output}'],
-      capture_output=True, text=True, timeout=600, cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  result = run_python(benchmark('sweep.py'), HORSES_SMOKE,
+                      f'--sweep={REPO / "configs" / "horses_sweep.py"}:smoke',
+                      f'--root={root}', '--eval_every=3',
+                      '--finetune_fraction=0.5', f'--output={output}')
   assert result.returncode == 0, result.stderr[-2000:]
   table = output.read_text()
   assert table.count('\n| base |') == 1 and table.count('\n| pts1 |') == 1
@@ -101,11 +97,9 @@ def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
 
 
 def test_speed_script_times_a_multilabel_config():
-  result = subprocess.run(
-      [sys.executable, str(REPO / 'benchmarks' / 'speed.py'),
-       f'--config={REPO / "configs" / "bibtex.py"}:smoke', '--repeats=1'],
-      capture_output=True, text=True, timeout=600, cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  result = run_python(benchmark('speed.py'),
+                      f'--config={REPO / "configs" / "bibtex.py"}:smoke',
+                      '--repeats=1')
   assert result.returncode == 0, result.stderr[-2000:]
   assert re.search(r'train step, batch 20, 2 inference steps: [\d.]+ ms',
                    result.stdout)
@@ -113,20 +107,15 @@ def test_speed_script_times_a_multilabel_config():
 
 
 def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  config = f'--config={REPO / "configs" / "horses.py"}:smoke'
+  config = HORSES_SMOKE
   workdir = tmp_path / 'run'
-  trained = subprocess.run(
-      [sys.executable, '-m', 'dvn_jax.main', config, f'--workdir={workdir}'],
-      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  trained = run_python('-m', 'dvn_jax.main', config, f'--workdir={workdir}')
   assert trained.returncode == 0, trained.stderr[-2000:]
-  script = str(REPO / 'benchmarks' / 'horses_test_time.py')
+  script = benchmark('horses_test_time.py')
   output = tmp_path / 'test_time.md'
-  result = subprocess.run(
-      [sys.executable, script, config, f'--workdir={workdir}',
-       '--variants=default,crops9', '--thresholds=0.4,0.5',
-       '--num_images=3', f'--output={output}'],
-      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  result = run_python(script, config, f'--workdir={workdir}',
+                      '--variants=default,crops9', '--thresholds=0.4,0.5',
+                      '--num_images=3', f'--output={output}')
   assert result.returncode == 0, result.stderr[-2000:]
   rows = [line for line in output.read_text().splitlines()
           if line.startswith('| ') and not line.startswith(('| variant',
@@ -137,23 +126,17 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   for cell in cells:
     mean, global_ = (float(v) for v in cell.split('/'))
     assert 0.0 <= mean <= 100.0 and 0.0 <= global_ <= 100.0
-  refused = subprocess.run(
-      [sys.executable, script, config, f'--workdir={workdir}',
-       '--split=test'], capture_output=True, text=True, timeout=600, cwd=REPO,
-      env=env)
+  refused = run_python(script, config, f'--workdir={workdir}',
+                       '--split=test')
   assert refused.returncode != 0 and 'test' in refused.stderr
-  unknown = subprocess.run(
-      [sys.executable, script, config, f'--workdir={workdir}',
-       '--variants=crops10'], capture_output=True, text=True, timeout=600,
-      cwd=REPO, env=env)
+  unknown = run_python(script, config, f'--workdir={workdir}',
+                       '--variants=crops10')
   assert unknown.returncode == 1
   assert unknown.stderr.strip().startswith("error: unknown variant(s) ['crops10']")
   trainval_run = tmp_path / 'trainval_run'
   trainval_run.mkdir()
   (trainval_run / 'config.json').write_text(
       '{"data": {"train_split": "trainval"}}')
-  not_held_out = subprocess.run(
-      [sys.executable, script, config, f'--workdir={trainval_run}'],
-      capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+  not_held_out = run_python(script, config, f'--workdir={trainval_run}')
   assert not_held_out.returncode == 1
   assert "trained on 'trainval'" in not_held_out.stderr
