@@ -206,7 +206,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   for step in steps:
     if fits_target(manager, step, target) is False:   # another config's
       mismatched.append(step)
-      failures.append((step, CheckpointError('written for other arrays or shapes')))
+      failures.append((step, CheckpointError('written for another state')))
       continue
     with _stderr_held() as discard_stderr:
       try:
@@ -230,8 +230,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   if mismatched:
     raise CheckpointError(
         f'checkpoint {mismatched[0]} in {manager.directory} does not match '
-        'this config (it holds other arrays or shapes); use a new --workdir or '
-        'the config it was trained with')
+        'this config (it holds other arrays or shapes); use a new --workdir '
+        'or the config it was trained with')
   error = failures[0][1]
   raise CheckpointError(
       f'no checkpoint in {manager.directory} can be read (steps {steps}; '
