@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging as py_logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import NoReturn
@@ -37,8 +38,22 @@ def quiet_library_logs() -> None:
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
-  print(f'error: {message}', file=sys.stderr)
+  """Prints `error: message` as the last line of stderr and exits."""
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  _silence_stderr()
   sys.exit(status)
+
+
+def _silence_stderr() -> None:
+  """Points file descriptor 2 at /dev/null, so that what library threads
+  print as the process exits (orbax's readers of a damaged checkpoint,
+  tensorstore, asyncio reports) cannot follow the one-line error."""
+  try:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+  except OSError:
+    pass
 
 
 def make_flags_parser(config_flag: flags.FlagHolder

@@ -109,6 +109,21 @@ def _one_line_error(result):
   return errors[0]
 
 
+def test_the_error_line_is_the_last_line_even_if_a_thread_prints_later():
+  # As orbax's reader threads of a damaged checkpoint may, after the error.
+  script = ('import sys, threading, time\n'
+            'from dvn_jax import cli\n'
+            'def late():\n'
+            '  time.sleep(0.3)\n'
+            '  print("late noise", file=sys.stderr, flush=True)\n'
+            'threading.Thread(target=late).start()\n'
+            'cli.fail("it went wrong", status=1)\n')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == 'error: it went wrong'
+
+
 def test_unknown_config_key_is_one_clear_line(tmp_path):
   line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
                                   '--config.optimizer.lr=0.1'))
