@@ -63,15 +63,18 @@ def chunk_config(base, target: int, member: int = 0):
   return config
 
 
-def score(base, workdirs: list[str], split: str,
-          metrics: dict[str, float]) -> dict[str, float]:
-  """A single network's loop already scored its eval split at the end of
-  the chunk (`metrics`); anything else is scored here."""
+def score(base, workdirs: list[str], metrics: dict[str, float]
+          ) -> dict[str, dict[str, float]]:
+  """Val and test scores of the latest checkpoint(s). A single network's
+  loop already scored its eval split at the end of the chunk (`metrics`);
+  an ensemble's members are restored once for both splits."""
+  splits = ('val', 'test')
   if len(workdirs) > 1:
-    return train.evaluate_ensemble(base, workdirs, split)
-  if split == base.data.eval_split and 'mean_iou' in metrics:
-    return metrics
-  return train.evaluate_checkpoint(base, workdirs[0], split)
+    return train.evaluate_ensemble(base, workdirs, splits)
+  return {split: (metrics if split == base.data.eval_split and
+                  'mean_iou' in metrics else
+                  train.evaluate_checkpoint(base, workdirs[0], split))
+          for split in splits}
 
 
 def run(base, workdir: str, every: int, members: int = 1
@@ -95,8 +98,8 @@ def run(base, workdir: str, every: int, members: int = 1
       elapsed += (time.perf_counter() - start -
                   metrics.get('eval_seconds', 0.0))
     record = {'step': target, 'seconds': elapsed}
-    for split in ('val', 'test'):
-      scores = score(chunk_config(base, target), workdirs, split, metrics)
+    for split, scores in score(chunk_config(base, target), workdirs,
+                               metrics).items():
       record[f'{split}_mean_iou'] = scores['mean_iou']
       record[f'{split}_global_iou'] = scores['global_iou']
     records.append(record)

@@ -94,12 +94,13 @@ def fits_target(manager: ocp.CheckpointManager, step: int,
   try:
     with open(path) as f:
       entries = json.load(f)['tree_metadata'].values()
+    values = {tuple(k['key'] for k in e['key_metadata']): e['value_metadata']
+              for e in entries}
     # Shapes are recorded for jax.Arrays (the train state); None: unknown.
-    written = {tuple(k['key'] for k in e['key_metadata']):
-               e['value_metadata'].get('write_shape') for e in entries}
+    written = {keys: value.get('write_shape') for keys, value in values.items()}
     # Written as None: a None field, or an empty node (optax's EmptyState).
-    arrays = {tuple(k['key'] for k in e['key_metadata']) for e in entries
-              if e['value_metadata'].get('value_type') != 'None'}
+    arrays = {keys for keys, value in values.items()
+              if value.get('value_type') != 'None'}
   except (OSError, ValueError, KeyError, TypeError, AttributeError):
     return None
   leaves = {tuple(_key_name(k) for k in path_keys): leaf

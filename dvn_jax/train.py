@@ -874,12 +874,17 @@ def stack_members(trees: Sequence[Any]) -> Any:
 
 
 def evaluate_params(config: ml_collections.ConfigDict, model: nn.Module,
-                    params: Any, split: str) -> dict[str, float]:
-  """Scores one network's parameters, or an ensemble's, on `split`."""
+                    params: Any, splits: Sequence[str]
+                    ) -> dict[str, dict[str, float]]:
+  """Scores one network's parameters, or an ensemble's, on each of `splits`
+  (the data read and the predict function built once)."""
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   params = parallel.put_tree(params, parallel.replicated(mesh))
-  return evaluate_split(make_predict_fn(model, config, mesh=mesh), params,
-                        get_split(load_data(config), split, '--split'), config)
+  predict_fn = make_predict_fn(model, config, mesh=mesh)
+  data = load_data(config)
+  return {split: evaluate_split(predict_fn, params,
+                                get_split(data, split, '--split'), config)
+          for split in splits}
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
@@ -893,7 +898,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
   model = create_model(config)
   metrics = evaluate_params(
       config, model, load_trained_params(model, config, workdir, params_path),
-      split)
+      [split])[split]
   if workdir and jax.process_index() == 0:
     with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
       json.dump(metrics, f, indent=2)
@@ -901,16 +906,16 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
 
 
 def evaluate_ensemble(config: ml_collections.ConfigDict,
-                      workdirs: Sequence[str], split: str
-                      ) -> dict[str, float]:
+                      workdirs: Sequence[str], splits: Sequence[str]
+                      ) -> dict[str, dict[str, float]]:
   """Scores the ensemble of several workdirs' latest checkpoints (trained
-  with one config but for the seed) on `split`: each network infers, and
-  their soft masks are averaged."""
+  with one config but for the seed) on each of `splits`: each network
+  infers, and their soft masks are averaged."""
   check_config(config)
   model = create_model(config)
-  return evaluate_params(config, model, stack_members(
-      [load_trained_params(model, config, workdir) for workdir in workdirs]),
-                         split)
+  members = [load_trained_params(model, config, workdir)
+             for workdir in workdirs]
+  return evaluate_params(config, model, stack_members(members), splits)
 
 
 def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
