@@ -70,6 +70,12 @@ def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
   for k in (0, 1):
     assert sorted(os.listdir(
         tmp_path / 'run' / f'member_{k}' / 'checkpoints')) == ['3', '6']
+  no_members = run_python(benchmark('horses_time_to_accuracy.py'),
+                          HORSES_SMOKE, f'--workdir={tmp_path / "none"}',
+                          '--members=0')
+  assert no_members.returncode != 0
+  assert no_members.stderr.strip().splitlines()[-1].startswith(
+      'error: flag --members=0')
 
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
