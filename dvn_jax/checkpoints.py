@@ -11,7 +11,7 @@ import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import flax
@@ -190,25 +190,30 @@ def _drop_orbax_reader_noise() -> None:
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: Any,
-                   set_aside_damaged: bool = True) -> Any | None:
+                   set_aside_damaged: bool = True,
+                   alternatives: Sequence[Any] = ()) -> Any | None:
   """The newest readable checkpoint restored into `target`'s structure.
 
   None when there is no checkpoint. A damaged newest checkpoint (truncated,
   corrupt) is skipped with a warning, and set aside (renamed, so training
   can write that step again) unless `set_aside_damaged` is False; the one
-  before it is used. If
-  none can be read: CheckpointError, saying whether they were written for
-  another config or are damaged.
+  before it is used. A checkpoint whose metadata does not fit `target` is
+  restored into the first of `alternatives` it fits (e.g. a train state
+  without a moving average), so the caller can tell them apart by the
+  result's structure. If none can be read: CheckpointError, saying whether
+  they were written for another config or are damaged.
   """
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   failures: list[tuple[int, Exception]] = []
   mismatched: list[int] = []   # steps written for other arrays or shapes
   steps = sorted(manager.all_steps(), reverse=True)
   for step in steps:
-    if fits_target(manager, step, target) is False:   # another config's
+    fitting = next((t for t in (target, *alternatives)
+                    if fits_target(manager, step, t) is not False), None)
+    if fitting is None:   # another config's
       mismatched.append(step)
       failures.append((step, CheckpointError('written for another state')))
       continue
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, fitting)
     with _stderr_held() as discard_stderr:
       try:
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -46,7 +46,6 @@ from dvn_jax import writers
 from dvn_jax.datasets import horses
 from dvn_jax.datasets import multilabel
 from dvn_jax.datasets import part_labels
-from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
@@ -347,15 +346,12 @@ def restore_train_state(manager: Any, state: TrainState,
   is none). A run that kept no moving average resumes with one (ema_decay
   raised mid-run): the average starts from the restored parameters (so
   evaluating such a run with ema_decay on scores its parameters)."""
-  try:
-    return checkpoints.restore_latest(manager, state, set_aside_damaged)
-  except CheckpointError:
-    if state.ema_params is None:
-      raise
-    restored = checkpoints.restore_latest(
-        manager, state.replace(ema_params=None), set_aside_damaged)
-  if restored is None:
-    return None
+  alternatives = ([state.replace(ema_params=None)]
+                  if state.ema_params is not None else [])
+  restored = checkpoints.restore_latest(manager, state, set_aside_damaged,
+                                        alternatives)
+  if restored is None or restored.ema_params is not None or not alternatives:
+    return restored
   logging.info('The checkpoint has no moving average of the parameters; it '
                'starts from the restored parameters')
   return restored.replace(ema_params=fresh_copy(restored.params))

@@ -191,6 +191,31 @@ def test_only_damaged_checkpoints_are_one_clear_error(tmp_path):
   assert files_of(tmp_path) == before      # nothing renamed or deleted
 
 
+def test_damaged_checkpoints_of_a_moving_average_run_are_called_damaged(
+    tmp_path):
+  """With ema_decay on, a workdir whose checkpoints are all damaged is
+  reported as damaged, not as another config's (the retry without the
+  average once said so), and a run that saved no average still resumes."""
+  config = horses_config.get_config('smoke')
+  config.ema_decay = 0.5
+  config.num_train_steps = config.checkpoint_every_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'ema'))
+  damage(tmp_path / 'ema' / 'checkpoints' / '3')
+  with pytest.raises(CheckpointError, match='damaged') as error:
+    train.restore_state(train.create_model(config), config,
+                        str(tmp_path / 'ema'))
+  assert 'does not match' not in str(error.value)
+  plain = horses_config.get_config('smoke')
+  plain.num_train_steps = 3
+  train.train_and_evaluate(plain, str(tmp_path / 'plain'))
+  state = train.restore_state(train.create_model(config), config,
+                              str(tmp_path / 'plain'))
+  assert int(state.step) == 3
+  for a, b in zip(jax.tree.leaves(state.ema_params),
+                  jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_a_checkpoint_of_another_config_is_one_line_and_kept(tmp_path):
   assert run_main(SMOKE, f'--workdir={tmp_path}').returncode == 0
   before = files_of(tmp_path)
