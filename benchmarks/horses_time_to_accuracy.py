@@ -93,8 +93,10 @@ def run(base, workdir: str, every: int, members: int = 1
     target = min(target, base.num_train_steps)
     for member, member_dir in enumerate(workdirs):
       start = time.perf_counter()
+      # An ensemble's members are scored together below, not one by one.
       metrics = train.train_and_evaluate(
-          chunk_config(base, target, member), member_dir)
+          chunk_config(base, target, member), member_dir,
+          evaluate_last=members == 1)
       elapsed += (time.perf_counter() - start -
                   metrics.get('eval_seconds', 0.0))
     record = {'step': target, 'seconds': elapsed}

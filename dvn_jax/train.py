@@ -725,11 +725,12 @@ def _check_finite(step: int, metrics: dict[str, float],
         f'{resume}')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       evaluate_last: bool = True) -> dict[str, float]:
   """Trains, evaluates on config.data.eval_split, checkpoints; resumable.
 
-  Returns the last evaluation metrics.
+  Returns the last evaluation metrics: those of the last step unless
+  `evaluate_last` is False (then only every eval_every_steps is scored).
   """
   check_config(config)
   prepare_workdir(workdir)
@@ -790,7 +791,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         state, metrics = train_step(state, inputs, targets, indices)
         is_last = step == config.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
-        eval_now = step % config.eval_every_steps == 0 or is_last
+        eval_now = (step % config.eval_every_steps == 0 or
+                    is_last and evaluate_last)
         # Every eval step is saved too, so the best checkpoint is kept.
         save_now = (step % config.checkpoint_every_steps == 0 or is_last or
                     eval_now)

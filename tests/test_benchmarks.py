@@ -70,6 +70,11 @@ def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
   for k in (0, 1):
     assert sorted(os.listdir(
         tmp_path / 'run' / f'member_{k}' / 'checkpoints')) == ['3', '6']
+    # Scored only as an ensemble: no member scores val on its own.
+    member_metrics = (tmp_path / 'run' / f'member_{k}' /
+                      'metrics.jsonl').read_text()
+    assert 'train/loss' in member_metrics
+    assert 'val/' not in member_metrics
   no_members = run_python(benchmark('horses_time_to_accuracy.py'),
                           HORSES_SMOKE, f'--workdir={tmp_path / "none"}',
                           '--members=0')
