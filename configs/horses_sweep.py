@@ -58,6 +58,14 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
                                 'augment.brightness': 0.2,
                                 'augment.contrast': 0.2,
                                 'augment.saturation': 0.2},
+      # Chains of 30 ascent steps (the test-time length; 6 a train step,
+      # so 5 tuples a trajectory as in chains_b64_ema): on val on the CPU
+      # ahead of chains_b64_ema at 2000 and 4000 steps, level at 6000
+      # (docs/horses.md); pts1_t30 was ahead of pts1 in the H200 sweep.
+      'chains_b64_ema_t30': {**pts1, 'batch_size': 64,
+                             'tuples.inference_chains': True,
+                             'tuples.inference.num_steps': 30,
+                             'tuples.chain_steps': 6, 'ema_decay': 0.999},
       # Batch 128: +1.5 val mean IoU over batch 64 at 2000 steps on the CPU,
       # but behind batch 64 at equal examples (docs/horses.md); on a GPU,
       # where a bigger batch costs little time, it may pay per minute.
