@@ -72,7 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       adversarial=ascent(1, 0.5),
       adversarial_start='ground_truth_or_zeros',
       adversarial_objective='value',
-      inference_chains=False, chain_steps=1))
+      inference_chains=False, chain_steps=1, echo=1))
 
   c.eval = ml_collections.ConfigDict(dict(
       inference=ascent(20, 0.5), threshold=0.5, batch_size=512))

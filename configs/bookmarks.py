@@ -60,7 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       inference=ascent(20, 0.75), inference_pick='final', inference_points=1,
       temperature=0.05, adversarial=ascent(1, 0.75),
       adversarial_start='ground_truth_or_zeros', adversarial_objective='value',
-      inference_chains=False, chain_steps=1))
+      inference_chains=False, chain_steps=1, echo=1))
   c.eval = ml_collections.ConfigDict(dict(
       inference=ascent(20, 0.75), threshold=0.5, batch_size=512))
   c.log_every_steps = 1000

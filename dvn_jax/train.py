@@ -96,16 +96,28 @@ def update_ema(ema_params: Any, params: Any, decay: float, step: Array) -> Any:
                       params)
 
 
-def make_averager(config: ml_collections.ConfigDict
-                  ) -> Callable[[TrainState, Any], Any]:
-  """averaged(state, new_params) -> the state's next moving average (None
-  without one), for the train steps."""
+def tuple_echo(config: ml_collections.ConfigDict) -> int:
+  """config.tuples.echo: value-net updates on each generated batch of tuples
+  (1 = one, the paper's; k > 1 reuses the tuples k times, "data echoing",
+  Choi et al. 2019: the tuples' oracle values are exact, so reuse only ages
+  them). Checked to be >= 1."""
+  echo = config.get('tuples', {}).get('echo', 1)
+  if not isinstance(echo, int) or echo < 1:
+    raise ConfigError(f'bad config: tuples.echo must be an integer >= 1 '
+                      f'(1 = no reuse), got {echo!r}')
+  return echo
+
+
+def make_averager(config: ml_collections.ConfigDict) -> Callable[..., Any]:
+  """averaged(ema_params, new_params, num_updates) -> the next moving average
+  (None without one), for the train steps; num_updates counts the updates
+  before this one (train steps times tuples.echo), for the warm-up."""
   decay = ema_decay(config)
 
-  def averaged(state: TrainState, params: Any) -> Any:
-    if state.ema_params is None:
+  def averaged(ema_params: Any, params: Any, num_updates: Array) -> Any:
+    if ema_params is None:
       return None
-    return update_ema(state.ema_params, params, decay, state.step)
+    return update_ema(ema_params, params, decay, num_updates)
 
   return averaged
 
@@ -183,6 +195,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not ok:
       raise ConfigError(f'bad config: {message}')
   ema_decay(config)
+  if config.model.name not in models.CLASSIFIERS:
+    tuple_echo(config)
   # Building the specs validates the rest.
   create_model(config)
   if config.model.name not in models.CLASSIFIERS:
@@ -443,6 +457,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = make_averager(config)
+  echo = tuple_echo(config)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -452,16 +467,24 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
         rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec,
         state.chains)
 
-    def loss(params):
+    def loss(params, rng):
       logits = model.apply({'params': params}, x, y, train=True,
-                           rngs={'dropout': rng_dropout})
+                           rngs={'dropout': rng})
       return jnp.mean(loss_fn(logits, v_star)), logits
 
-    (loss_value, logits), grads = jax.value_and_grad(loss, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema = averaged(state, params)
+    # `echo` updates on the same tuples, each with its own dropout key (a
+    # Python loop: XLA's CPU convolutions are slow inside a while loop).
+    # The metrics are the first update's: the value error on fresh tuples.
+    params, opt_state, ema = state.params, state.opt_state, state.ema_params
+    for i in range(echo):
+      key = rng_dropout if i == 0 else jax.random.fold_in(rng_dropout, i)
+      (loss_i, logits_i), grads_i = jax.value_and_grad(loss, has_aux=True)(
+          params, key)
+      updates, opt_state = tx.update(grads_i, opt_state, params)
+      params = optax.apply_updates(params, updates)
+      ema = averaged(ema, params, state.step * echo + i)
+      if i == 0:
+        loss_value, logits, grads = loss_i, logits_i, grads_i
     abs_error = jnp.abs(jax.nn.sigmoid(logits) - v_star)
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
@@ -510,8 +533,9 @@ def make_classifier_train_step(model: nn.Module,
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss_value, 'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
+    ema = averaged(state.ema_params, params, state.step)
     return TrainState(state.step + 1, params, opt_state,
-                      ema_params=averaged(state, params)), metrics
+                      ema_params=ema), metrics
 
   return jit_train_step(train_step, mesh, ema=ema_decay(config) > 0)
 

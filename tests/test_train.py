@@ -236,6 +236,7 @@ def test_released_horse_files_fit_the_default_config():
     ('tuples.mix.inference', -0.5, 'weights'),
     ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
     ('ema_decay', 1.0, 'ema_decay'),
+    ('tuples.echo', 0, 'tuples.echo must be an integer >= 1'),
     ('augment.scale', 1.0, r'augment.scale must be in \[0, 1\)'),
     ('augment.contrast', -0.1, 'augment.contrast must be >= 0'),
 ])
@@ -278,6 +279,50 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert horses_config.get_config('smoke').ema_decay == 0.0
 
 
+def _adam_count(opt_state) -> int:
+  counts = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(
+      opt_state) if 'count' in jax.tree_util.keystr(path)]
+  return int(counts[0])
+
+
+def _train_smoke_steps(config, num_steps: int):
+  """(state, metrics of the last step) after num_steps train steps of
+  `config` on the first 8 training images, on the host."""
+  data = train.load_data(config)['train']
+  images = input_pipeline.images_to_float(data.images[:8])
+  masks = input_pipeline.masks_to_float(data.masks[:8])
+  model = train.create_model(config)
+  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  state = train.create_state(model, tx, config)
+  step = train.make_train_step(model, tx, config)
+  for s in range(num_steps):
+    state, metrics = step(state, images, masks,
+                          input_pipeline.batch_indices(0, s, 8, 4))
+  return jax.device_get((state, metrics))
+
+
+def test_tuple_echo_updates_k_times_on_the_same_tuples():
+  """tuples.echo=2: one tuple generation, two optimizer updates; the
+  metrics are the first update's, so they equal a plain step's."""
+  base = horses_config.get_config('chains,smoke')
+  results = {}
+  for echo in (1, 2):
+    config = base.copy_and_resolve_references()
+    config.tuples.echo = echo
+    results[echo] = _train_smoke_steps(config, 1)
+  (plain, plain_metrics), (echoed, echoed_metrics) = results[1], results[2]
+  assert int(plain.step) == int(echoed.step) == 1
+  assert _adam_count(plain.opt_state) == 1
+  assert _adam_count(echoed.opt_state) == 2
+  assert float(echoed_metrics['loss']) == float(plain_metrics['loss'])
+  np.testing.assert_array_equal(plain.chains.y, echoed.chains.y)
+  moved = jax.tree.map(lambda a, b: not np.allclose(a, b), plain.params,
+                       echoed.params)
+  assert all(jax.tree.leaves(moved))
+  assert not np.allclose(plain.ema_params['fc0']['kernel'],
+                         echoed.ema_params['fc0']['kernel'])
+
+
 def test_update_ema_warms_up_then_decays_at_the_set_rate():
   ema, params = {'w': jnp.zeros(2)}, {'w': jnp.ones(2)}
   # Step 0: rate min(0.99, 1/10) = 0.1, so the average is mostly params.
@@ -291,21 +336,11 @@ def test_moving_average_leaves_training_unchanged_and_is_evaluated():
   """With ema_decay the live parameters train exactly as without it; the
   average trails them and is what eval_params returns."""
   base = horses_config.get_config('smoke')
-  data = train.load_data(base)['train']
-  images = input_pipeline.images_to_float(data.images[:8])
-  masks = input_pipeline.masks_to_float(data.masks[:8])
   states = {}
   for decay in (0.0, 0.9):
     config = base.copy_and_resolve_references()
     config.ema_decay = decay
-    model = train.create_model(config)
-    tx = train.make_optimizer(config.optimizer, config.num_train_steps)
-    state = train.create_state(model, tx, config)
-    step = train.make_train_step(model, tx, config)
-    for s in range(3):
-      state, _ = step(state, images, masks,
-                      input_pipeline.batch_indices(0, s, 8, 4))
-    states[decay] = jax.device_get(state)
+    states[decay] = _train_smoke_steps(config, 3)[0]
   plain, averaged = states[0.0], states[0.9]
   assert plain.ema_params is None
   assert train.eval_params(plain) is plain.params
