@@ -195,11 +195,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if not ok:
       raise ConfigError(f'bad config: {message}')
   ema_decay(config)
-  if config.model.name not in models.CLASSIFIERS:
-    tuple_echo(config)
   # Building the specs validates the rest.
   create_model(config)
   if config.model.name not in models.CLASSIFIERS:
+    tuple_echo(config)
     tuple_spec_from_config(config)
     ascent_spec_from_config(config.eval.inference)
   if segmentation:
@@ -249,10 +248,11 @@ def tuple_spec_from_config(config: ml_collections.ConfigDict
       chain_steps=t.get('chain_steps', 1))
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict,
-                   num_train_steps: int) -> optax.GradientTransformation:
+def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int,
+                   updates_per_step: int = 1) -> optax.GradientTransformation:
   """SGD (with momentum) or Adam; optional cosine schedule, weight decay on
-  kernels only, and gradient clipping."""
+  kernels only, and gradient clipping. Schedules count train steps, each of
+  `updates_per_step` optimizer updates (tuples.echo)."""
   if cfg.schedule == 'constant':
     lr = cfg.learning_rate
   elif cfg.schedule == 'cosine':
@@ -271,6 +271,8 @@ def make_optimizer(cfg: ml_collections.ConfigDict,
   else:
     raise ConfigError(f"optimizer.schedule must be 'constant', 'cosine' or "
                       f"'piecewise', got {cfg.schedule!r}")
+  if callable(lr) and updates_per_step > 1:
+    lr = lambda count, schedule=lr: schedule(count // updates_per_step)
   if cfg.name == 'sgd':
     opt = optax.sgd(lr, momentum=cfg.momentum or None)
   elif cfg.name == 'adam':
@@ -772,7 +774,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      for a in train_arrays(train_split))
 
   model = create_model(config)
-  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  echo = 1 if config.model.name in models.CLASSIFIERS else tuple_echo(config)
+  tx = make_optimizer(config.optimizer, config.num_train_steps, echo)
   state = place_state(create_state(model, tx, config), mesh)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
                                      config.keep_best_checkpoints)

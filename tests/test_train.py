@@ -323,6 +323,26 @@ def test_tuple_echo_updates_k_times_on_the_same_tuples():
                          echoed.ema_params['fc0']['kernel'])
 
 
+def test_schedules_count_train_steps_when_each_makes_several_updates():
+  config = horses_config.get_config('smoke').optimizer
+  config.schedule, config.warmup_steps = 'cosine', 2
+  config.name, config.momentum = 'sgd', 0.0   # the update is -rate * grad
+  params = {'w': jnp.ones(3)}
+  rates = {}
+  for updates_per_step in (1, 3):
+    tx = train.make_optimizer(config, 10, updates_per_step)
+    state = tx.init(params)
+    sizes = []
+    for _ in range(6):
+      updates, state = tx.update({'w': jnp.ones(3)}, state, params)
+      sizes.append(float(jnp.abs(updates['w'][0])))
+    rates[updates_per_step] = sizes
+  # Three updates a step: each train step's rate, three times over.
+  assert rates[3][:3] == [rates[1][0]] * 3
+  assert rates[3][3:] == [rates[1][1]] * 3
+  assert rates[1][1] > rates[1][0]
+
+
 def test_update_ema_warms_up_then_decays_at_the_set_rate():
   ema, params = {'w': jnp.zeros(2)}, {'w': jnp.ones(2)}
   # Step 0: rate min(0.99, 1/10) = 0.1, so the average is mostly params.
