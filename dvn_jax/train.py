@@ -100,7 +100,9 @@ def tuple_echo(config: ml_collections.ConfigDict) -> int:
   """config.tuples.echo: value-net updates on each generated batch of tuples
   (1 = one, the paper's; k > 1 reuses the tuples k times, "data echoing",
   Choi et al. 2019: the tuples' oracle values are exact, so reuse only ages
-  them). Checked to be >= 1."""
+  them). Checked to be >= 1. Classifiers (no tuples) make one update."""
+  if config.model.name in models.CLASSIFIERS:
+    return 1
   echo = config.get('tuples', {}).get('echo', 1)
   if not isinstance(echo, int) or echo < 1:
     raise ConfigError(f'bad config: tuples.echo must be an integer >= 1 '
@@ -774,8 +776,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                      for a in train_arrays(train_split))
 
   model = create_model(config)
-  echo = 1 if config.model.name in models.CLASSIFIERS else tuple_echo(config)
-  tx = make_optimizer(config.optimizer, config.num_train_steps, echo)
+  tx = make_optimizer(config.optimizer, config.num_train_steps,
+                      tuple_echo(config))
   state = place_state(create_state(model, tx, config), mesh)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
                                      config.keep_best_checkpoints)
