@@ -67,8 +67,10 @@ def predict_in_batches(predict_fn: Callable[[np.ndarray], np.ndarray],
                        images: np.ndarray, batch_size: int) -> np.ndarray:
   """Runs predict_fn over fixed-size batches (the last one padded).
 
-  Fixed batch shapes mean predict_fn compiles once, whatever the split size.
+  Fixed batch shapes mean predict_fn compiles once, whatever the split size;
+  a split smaller than batch_size is one batch of its own size (no padding).
   """
+  batch_size = max(1, min(batch_size, len(images)))
   padded = input_pipeline.pad_to_multiple(images, batch_size)
   outputs = [np.asarray(predict_fn(padded[i:i + batch_size]))
              for i in range(0, len(padded), batch_size)]

@@ -136,6 +136,11 @@ def test_predict_in_batches_pads_and_trims():
   out = evaluate.predict_in_batches(predict, np.arange(5.0)[:, None], 2)
   np.testing.assert_array_equal(out[:, 0], np.arange(5.0) * 2)
   assert calls == [(2, 1)] * 3
+  # A split smaller than the batch is not padded up to it.
+  calls.clear()
+  out = evaluate.predict_in_batches(predict, np.arange(3.0)[:, None], 40)
+  np.testing.assert_array_equal(out[:, 0], np.arange(3.0) * 2)
+  assert calls == [(3, 1)]
 
 
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
