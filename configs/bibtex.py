@@ -64,7 +64,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # coin per example (the authors' code).
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
-          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5)),
+          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
+          interpolated=0.0)),
       inference=ascent(20, 0.5),
       inference_pick='final',
       inference_points=1,

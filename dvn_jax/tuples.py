@@ -8,7 +8,11 @@ outputs y and their oracle values v* = oracle(y, y*):
 - stratified sampling from p(y) ∝ exp(v*(y, y*) / tau) (see
   `stratified_outputs` for the sampler);
 - adversarial: gradient ascent on the regression loss (Eq. 11) w.r.t. y, the
-  outputs whose value the network gets most wrong.
+  outputs whose value the network gets most wrong;
+- interpolated (ours, not the paper's): a random point of the segment from
+  an inference output y-hat to y*, y = y-hat + a (y* - y-hat), a ~ U(0, 1):
+  the outputs between where inference ends and the truth, whose values
+  decide whether the ascent moves on towards y*.
 
 `generate_tuples` splits a batch between the generators in fixed, static
 proportions (the "mix"), so a train step compiles once.
@@ -38,7 +42,8 @@ from dvn_jax import oracles
 from dvn_jax.errors import ConfigError
 
 Array = jax.Array
-GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial')
+GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
+              'interpolated')
 ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
                       'inference', 'stratified')
 
@@ -357,6 +362,25 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
                          age=age + spec.chain_steps)
 
 
+def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:
+  """y-hat + a (y* - y-hat), one a ~ U(0, 1) per example (in [0, 1]^M)."""
+  a = jax.random.uniform(rng, (y_hat.shape[0],) + (1,) * (y_hat.ndim - 1))
+  return y_hat + a * (y_star - y_hat)
+
+
+def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
+                         y_star: Array, spec: TupleSpec) -> Array:
+  """Points between inference outputs of fresh trajectories and y*.
+
+  y-hat is a point of each example's trajectory, picked as inference tuples
+  pick theirs (one point per example).
+  """
+  one_point = dataclasses.replace(spec, inference_points=1)
+  y_hat = inference_outputs(jax.random.fold_in(rng, 1), logit_fn, x, y_star,
+                            one_point)
+  return interpolate_to_truth(rng, y_hat, y_star)
+
+
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
                      x: Array, y_star: Array, spec: TupleSpec) -> Array:
   """Outputs y of generator `name` for inputs x and ground truths y*."""
@@ -368,6 +392,8 @@ def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
+  if name == 'interpolated':
+    return interpolated_outputs(rng, logit_fn, x, y_star, spec)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
 
@@ -393,8 +419,11 @@ def generate_tuples_with_chains(
   """`generate_tuples`, the inference slice from `chains` when given.
 
   The inference slice's examples restart the chains that are due
-  (`advance_chains`); its tuples are the chains' new points. Returns
-  (x, y, v*, the advanced chains).
+  (`advance_chains`); its tuples are the chains' new points. With chains,
+  the interpolated slice interpolates between the chains' new points and
+  their ground truths (chain i for its i-th tuple, cycling if the slice is
+  larger), so it costs no ascent of its own; its examples then are the
+  chains'. Returns (x, y, v*, the advanced chains).
   """
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
@@ -406,6 +435,14 @@ def generate_tuples_with_chains(
       xs.append(chains.x)
       ys.append(chains.y)
       y_stars.append(chains.y_star)
+      start += size
+      continue
+    if name == 'interpolated' and chains is not None and chains.y.shape[0]:
+      picks = jnp.arange(size) % chains.y.shape[0]
+      xs.append(chains.x[picks])
+      y_stars.append(chains.y_star[picks])
+      ys.append(interpolate_to_truth(jax.random.fold_in(rng, i),
+                                     chains.y[picks], chains.y_star[picks]))
       start += size
       continue
     # Inference tuples may take several points of each trajectory: then

@@ -232,3 +232,32 @@ def test_chain_restarts_are_spread_over_train_steps(setup):
   mixed = tuples.TupleSpec(mix=(('inference', 0.5), ('adversarial', 0.5)),
                            inference_chains=True)
   assert tuples.num_chains(64, mixed) == 32
+
+
+def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
+    setup):
+  logit_fn, x, y_star = setup
+  spec = tuples.TupleSpec(
+      mix=(('inference', 1 / 3), ('interpolated', 2 / 3)),
+      inference_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
+      inference_chains=True)
+  assert tuples.split_sizes(6, spec.mix) == [('inference', 2),
+                                              ('interpolated', 4)]
+  chains = tuples.init_chains((2,) + x.shape[1:], (2,) + y_star.shape[1:],
+                              spec)
+  x_out, y, v, chains = tuples.generate_tuples_with_chains(
+      jax.random.key(0), logit_fn, x, y_star, spec, chains)
+  # Tuples 2..5 interpolate chains 0, 1, 0, 1: their examples, and a point
+  # y-hat + a (y* - y-hat) with one a in [0, 1] each.
+  for i, chain in zip(range(2, 6), [0, 1, 0, 1]):
+    np.testing.assert_array_equal(x_out[i], chains.x[chain])
+    y_hat, truth = np.asarray(chains.y[chain]), np.asarray(chains.y_star[chain])
+    differ = np.abs(truth - y_hat) > 1e-3
+    assert differ.any()
+    a = (np.asarray(y[i]) - y_hat)[differ] / (truth - y_hat)[differ]
+    np.testing.assert_allclose(a, a[0], atol=1e-4)
+    assert 0 <= a[0] <= 1
+    np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1], truth[None])[0],
+                               rtol=1e-6)
+  # Two draws of the same chain get different a.
+  assert not np.allclose(y[2], y[4])
