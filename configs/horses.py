@@ -105,6 +105,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       inference_points=1,
       temperature=0.05,
       adversarial=ascent(num_steps=1, step_size=50.0),
+      # 'ground_truth' (the paper's), 'zeros', 'inference' (an inference
+      # output: with chains the chains' new points, at no extra ascent),
+      # 'ground_truth_or_inference' / 'ground_truth_or_zeros' (a fair coin
+      # per tuple), 'stratified' (tuples.adversarial_start_points).
       adversarial_start='ground_truth',
       # 'loss' ascends the regression loss (the paper's Sec. 3.3); 'value'
       # the predicted value, as the authors' multi-label code does.

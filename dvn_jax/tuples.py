@@ -45,7 +45,7 @@ Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
               'interpolated')
 ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
-                      'inference', 'stratified')
+                      'inference', 'ground_truth_or_inference', 'stratified')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,28 +259,55 @@ def _stratified_multiclass(rng: Array, y_star: Array, spec: TupleSpec
   return jax.nn.one_hot(labels, num_classes).reshape(y_star.shape)
 
 
+def _per_example(mask: Array, like: Array) -> Array:
+  """A (B,) mask shaped to broadcast against `like` (B, ...)."""
+  return mask.reshape((-1,) + (1,) * (like.ndim - 1))
+
+
+def adversarial_start_points(rng: Array, logit_fn: inference.LogitFn,
+                             x: Array, y_star: Array, spec: TupleSpec,
+                             y_hat: Array | None = None) -> Array:
+  """Where the adversarial ascents start (`spec.adversarial_start`).
+
+  'inference' starts from inference outputs: `y_hat` when given (the
+  chains' new points), else a fresh trajectory's point per example;
+  'ground_truth_or_zeros' and 'ground_truth_or_inference' start each
+  example from y* or the other, by a fair coin.
+  """
+  start = spec.adversarial_start
+  if start in ('inference', 'ground_truth_or_inference') and y_hat is None:
+    y_hat = inference_outputs(rng, logit_fn, x, y_star,
+                              dataclasses.replace(spec, inference_points=1))
+  if start == 'ground_truth':
+    return y_star
+  if start == 'zeros':
+    return inference.start_point(y_star.shape, spec.adversarial_ascent)
+  if start == 'inference':
+    return y_hat
+  if start == 'stratified':
+    return stratified_outputs(rng, y_star, spec)
+  other = (y_hat if start == 'ground_truth_or_inference' else
+           inference.start_point(y_star.shape, spec.adversarial_ascent))
+  # (The zeros variant draws its coin from rng itself, as it always has, so
+  # its runs repeat; the other's rng is the trajectory's.)
+  coin_rng = rng if start == 'ground_truth_or_zeros' else jax.random.fold_in(
+      rng, 3)
+  coin = jax.random.bernoulli(coin_rng, 0.5, (y_star.shape[0],))
+  return jnp.where(_per_example(coin, y_star), y_star, other)
+
+
 def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                        y_star: Array, spec: TupleSpec) -> Array:
+                        y_star: Array, spec: TupleSpec,
+                        y_hat: Array | None = None) -> Array:
   """Gradient ascent on the regression loss w.r.t. y (Sec. 3.3, Adversarial).
 
   Finds outputs where v(x, y) over- or underestimates v*(y, y*) the most;
-  the oracle term is differentiated too (the relaxed IoU/F1 are).
+  the oracle term is differentiated too (the relaxed IoU/F1 are). It starts
+  at `adversarial_start_points` (y_hat: inference outputs to start from).
   """
   oracle = oracles.get_oracle(spec.oracle)
   loss_fn = losses.get_loss(spec.loss)
-  start = spec.adversarial_start
-  if start == 'ground_truth':
-    y0 = y_star
-  elif start == 'zeros':
-    y0 = inference.start_point(y_star.shape, spec.adversarial_ascent)
-  elif start == 'ground_truth_or_zeros':   # each example: a fair coin
-    coin = jax.random.bernoulli(rng, 0.5, (y_star.shape[0],))
-    y0 = jnp.where(coin.reshape((-1,) + (1,) * (y_star.ndim - 1)), y_star,
-                   inference.start_point(y_star.shape, spec.adversarial_ascent))
-  elif start == 'inference':
-    y0 = inference_outputs(rng, logit_fn, x, y_star, spec)
-  else:
-    y0 = stratified_outputs(rng, y_star, spec)
+  y0 = adversarial_start_points(rng, logit_fn, x, y_star, spec, y_hat)
   encode, logits = inference.stages(logit_fn)
   features = encode(x)
   if spec.adversarial_objective == 'value':
@@ -348,12 +375,10 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   """
   num_steps = spec.inference_ascent.num_steps
   restart = chains.age >= num_steps
-  per_example = lambda mask, like: mask.reshape(
-      (-1,) + (1,) * (like.ndim - 1))
-  x = jnp.where(per_example(restart, x), x, chains.x)
-  y_star = jnp.where(per_example(restart, y_star), y_star, chains.y_star)
+  x = jnp.where(_per_example(restart, x), x, chains.x)
+  y_star = jnp.where(_per_example(restart, y_star), y_star, chains.y_star)
   y0 = inference.start_point(chains.y.shape, spec.inference_ascent)
-  y = jnp.where(per_example(restart, y0), y0, chains.y)
+  y = jnp.where(_per_example(restart, y0), y0, chains.y)
   age = jnp.where(restart, chains.age - num_steps, chains.age)
   step_spec = dataclasses.replace(spec.inference_ascent,
                                   num_steps=spec.chain_steps)
@@ -423,7 +448,9 @@ def generate_tuples_with_chains(
   the interpolated slice interpolates between the chains' new points and
   their ground truths (chain i for its i-th tuple, cycling if the slice is
   larger), so it costs no ascent of its own; its examples then are the
-  chains'. Returns (x, y, v*, the advanced chains).
+  chains'. So does the adversarial slice when its ascents start from
+  inference outputs (adversarial_start 'inference' or
+  'ground_truth_or_inference'). Returns (x, y, v*, the advanced chains).
   """
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
@@ -437,12 +464,20 @@ def generate_tuples_with_chains(
       y_stars.append(chains.y_star)
       start += size
       continue
-    if name == 'interpolated' and chains is not None and chains.y.shape[0]:
+    starts_at_inference = (name == 'interpolated' or (
+        name == 'adversarial' and spec.adversarial_start in
+        ('inference', 'ground_truth_or_inference')))
+    if starts_at_inference and chains is not None and chains.y.shape[0]:
       picks = jnp.arange(size) % chains.y.shape[0]
-      xs.append(chains.x[picks])
-      y_stars.append(chains.y_star[picks])
-      ys.append(interpolate_to_truth(jax.random.fold_in(rng, i),
-                                     chains.y[picks], chains.y_star[picks]))
+      x_i, y_star_i, y_hat = (chains.x[picks], chains.y_star[picks],
+                              chains.y[picks])
+      rng_i = jax.random.fold_in(rng, i)
+      xs.append(x_i)
+      y_stars.append(y_star_i)
+      ys.append(interpolate_to_truth(rng_i, y_hat, y_star_i)
+                if name == 'interpolated' else
+                adversarial_outputs(rng_i, logit_fn, x_i, y_star_i, spec,
+                                    y_hat))
       start += size
       continue
     # Inference tuples may take several points of each trajectory: then

@@ -1,5 +1,7 @@
 """Training-tuple generators (paper Sec. 3.3)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -261,3 +263,43 @@ def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
                                rtol=1e-6)
   # Two draws of the same chain get different a.
   assert not np.allclose(y[2], y[4])
+
+
+@pytest.mark.parametrize('start', ['inference', 'ground_truth_or_inference'])
+def test_adversarial_ascents_can_start_at_the_chains_points(setup, start):
+  logit_fn, x, y_star = setup
+  x, y_star = jnp.concatenate([x, x]), jnp.concatenate([y_star, y_star])
+  spec = tuples.TupleSpec(
+      mix=(('inference', 1 / 6), ('adversarial', 5 / 6)),
+      inference_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
+      adversarial_ascent=inference.AscentSpec(num_steps=1, step_size=100.0),
+      adversarial_start=start, inference_chains=True)
+  chains = tuples.init_chains((2,) + x.shape[1:], (2,) + y_star.shape[1:],
+                              spec)
+  x_out, y, v, chains = tuples.generate_tuples_with_chains(
+      jax.random.key(0), logit_fn, x, y_star, spec, chains)
+  # Tuples 2..11 are one loss-ascent step from chain 0, 1, 0, 1...'s new point
+  # (or, by a coin, from its ground truth), on the chain's example.
+  from_truth = dataclasses.replace(spec, adversarial_start='ground_truth')
+  began = []
+  for i in range(2, 12):
+    chain = i % 2
+    np.testing.assert_array_equal(x_out[i], chains.x[chain])
+    xc, truth = chains.x[chain:chain + 1], chains.y_star[chain:chain + 1]
+    from_y_hat = tuples.adversarial_outputs(
+        jax.random.key(0), logit_fn, xc, truth,
+        dataclasses.replace(spec, adversarial_start='inference'),
+        chains.y[chain:chain + 1])
+    from_y_star = tuples.adversarial_outputs(jax.random.key(0), logit_fn, xc,
+                                             truth, from_truth)
+    assert not np.allclose(from_y_hat, chains.y[chain:chain + 1], atol=1e-3)
+    matches = [bool(np.allclose(y[i], ref[0], atol=1e-5))
+               for ref in (from_y_hat, from_y_star)]
+    assert any(matches), f'tuple {i} starts at neither y-hat nor y*'
+    began.append('y_hat' if matches[0] else 'y_star')
+    np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1], truth)[0],
+                               rtol=1e-6)
+  if start == 'inference':
+    assert began == ['y_hat'] * 10
+  else:   # both starts occur (a fair coin per tuple)
+    assert set(began) == {'y_hat', 'y_star'}
