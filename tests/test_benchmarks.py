@@ -4,20 +4,15 @@ import json
 import os
 import pathlib
 import re
-import subprocess
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+import subprocess_runs
+from subprocess_runs import REPO
+
 HORSES_SMOKE = f'--config={REPO / "configs" / "horses.py"}:smoke'
 
 
-def run_python(*args: object, timeout: float = 600
-               ) -> subprocess.CompletedProcess:
-  """`python ARGS` from the repository root on the CPU, output captured."""
-  return subprocess.run([sys.executable, *map(str, args)],
-                        capture_output=True, text=True, timeout=timeout,
-                        cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
+def run_python(*args: object, timeout: float = 600):
+  return subprocess_runs.run_python(*args, timeout=timeout)
 
 
 def benchmark(script: str) -> pathlib.Path:

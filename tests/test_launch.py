@@ -1,20 +1,14 @@
 """launch/: sweep expansion into commands and SLURM job arrays."""
 
-import os
-import pathlib
 import shlex
 import subprocess
-import sys
 
 from configs import horses_sweep
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from subprocess_runs import REPO, run_python
 
 
 def run(*args, timeout=120):
-  return subprocess.run([sys.executable, *args], capture_output=True,
-                        text=True, timeout=timeout, cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  return run_python(*args, timeout=timeout)
 
 
 def test_sweep_prints_one_runnable_command_per_variant(tmp_path):
@@ -28,9 +22,7 @@ def test_sweep_prints_one_runnable_command_per_variant(tmp_path):
   assert '--config.tuples.inference_points=1' in commands[1]
   assert all('--config.num_train_steps=2' in c for c in commands)
   # The printed command trains as printed.
-  trained = subprocess.run([sys.executable, *commands[1][1:]],
-                           capture_output=True, text=True, timeout=300,
-                           cwd=REPO, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  trained = run_python(*commands[1][1:], timeout=300)
   assert trained.returncode == 0, trained.stderr[-2000:]
   assert (tmp_path / 'pts1' / 'checkpoints' / '2').is_dir()
 

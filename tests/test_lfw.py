@@ -1,11 +1,6 @@
 """3-class face segmentation (LFW Part Labels): simplex, oracle, metric,
 data files, TFDS builder and the configs end to end on the fixture."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,8 +14,8 @@ from dvn_jax import tuples
 from dvn_jax.datasets import make_part_labels_fixture as fixture
 from dvn_jax.datasets import part_labels
 from dvn_jax.errors import DataError
+from subprocess_runs import run_main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -273,12 +268,6 @@ def test_without_a_manual_dir_the_builder_downloads(lfw_dir, tmp_path,
 # ------------------------------------------------------ end to end ------
 
 
-def run_main(*args):
-  return subprocess.run([sys.executable, '-m', 'dvn_jax.main', *args],
-                        capture_output=True, text=True, timeout=300, cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
-
-
 @pytest.mark.parametrize('config', ['configs/lfw.py:smoke',
                                     'configs/lfw_fcn.py:smoke'])
 def test_lfw_configs_train_and_evaluate_on_the_fixture(lfw_dir, tmp_path,
@@ -293,11 +282,9 @@ def test_lfw_configs_train_and_evaluate_on_the_fixture(lfw_dir, tmp_path,
   assert 'test: superpixel accuracy ' in result.stdout
   # The trained model segments a user's image into an RGB class map.
   face = next((lfw_dir / 'lfw_funneled').glob('*/*.jpg'))
-  result = subprocess.run(
-      [sys.executable, '-m', 'dvn_jax.predict', f'--config={config}',
-       f'--workdir={tmp_path}', f'--output_dir={tmp_path / "masks"}',
-       str(face)], capture_output=True, text=True, timeout=300, cwd=REPO,
-      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  result = run_main(f'--config={config}', f'--workdir={tmp_path}',
+                    f'--output_dir={tmp_path / "masks"}', face,
+                    module='dvn_jax.predict')
   assert result.returncode == 0, result.stderr[-2000:]
   mask = np.asarray(Image.open(tmp_path / 'masks' / f'{face.stem}_mask.png'))
   assert mask.shape == (250, 250, 3)

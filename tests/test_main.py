@@ -1,23 +1,12 @@
 """End to end through the real entry point (subprocesses)."""
 
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from subprocess_runs import REPO, run_main, run_python
+
 SMOKE = f'--config={REPO / "configs" / "horses.py"}:smoke'
-
-
-def run_main(*args, timeout=300, module='dvn_jax.main'):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', module, *args],
-                        capture_output=True, text=True, timeout=timeout,
-                        cwd=REPO, env=env)
 
 
 def test_train_resume_and_evaluate(tmp_path):
@@ -118,8 +107,7 @@ def test_the_error_line_is_the_last_line_even_if_a_thread_prints_later():
             '  print("late noise", file=sys.stderr, flush=True)\n'
             'threading.Thread(target=late).start()\n'
             'cli.fail("it went wrong", status=1)\n')
-  result = subprocess.run([sys.executable, '-c', script], capture_output=True,
-                          text=True, timeout=60, cwd=REPO)
+  result = run_python('-c', script, timeout=60)
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1] == 'error: it went wrong'
 

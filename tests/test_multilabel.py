@@ -1,9 +1,6 @@
 """Multi-label data (Mulan ARFF, Bibtex, Bookmarks), models and metrics."""
 
 import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,8 +12,8 @@ from dvn_jax import models
 from dvn_jax.datasets import arff
 from dvn_jax.datasets import multilabel
 from dvn_jax.errors import DataError
+from subprocess_runs import REPO, run_main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def random_arrays(num_examples, num_features, num_labels, seed=0):
@@ -166,12 +163,6 @@ def test_classifier_baselines_have_the_right_depth():
     params = models.init_params_for_shapes(model, jax.random.key(0), (3,), (5,))
     assert set(k for k in params if params[k]) == names
     assert model.apply({'params': params}, jnp.ones((2, 3))).shape == (2, 5)
-
-
-def run_main(*args):
-  return subprocess.run([sys.executable, '-m', 'dvn_jax.main', *args],
-                        capture_output=True, text=True, timeout=300, cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
 
 
 @pytest.mark.parametrize('config', [

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import socket
 import subprocess
 import sys
@@ -11,15 +10,13 @@ import pytest
 
 from dvn_jax import parallel
 from dvn_jax.errors import ConfigError
+from subprocess_runs import REPO, run_python
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_with_devices(num_devices: int, *args: str, timeout: int = 300):
-  env = dict(os.environ, JAX_PLATFORMS='cpu',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}')
-  return subprocess.run([sys.executable, *args], capture_output=True,
-                        text=True, timeout=timeout, cwd=REPO, env=env)
+  return run_python(*args, timeout=timeout, env=dict(
+      XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}'))
 
 
 @pytest.mark.parametrize('config, overrides', [

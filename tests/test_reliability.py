@@ -6,7 +6,6 @@ import os
 import pathlib
 import signal
 import subprocess
-import sys
 import time
 
 import jax
@@ -17,24 +16,14 @@ from configs import horses as horses_config
 from dvn_jax import checkpoints
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
+from subprocess_runs import REPO, main_command, run_main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 SMOKE = '--config=configs/horses.py:smoke'
 # Long enough to be interrupted mid-way; one checkpoint only at the end.
 LONG = ('--config.num_train_steps=60', '--config.log_every_steps=1',
         '--config.eval_every_steps=60', '--config.checkpoint_every_steps=60')
 TIMING_KEYS = ('wall_time', 'train/steps_per_sec', 'train/eta_seconds',
                'train/elapsed_seconds', 'val/eval_seconds')
-
-
-def main_command(*args):
-  return [sys.executable, '-m', 'dvn_jax.main', *args]
-
-
-def run_main(*args, timeout=300):
-  return subprocess.run(main_command(*args), capture_output=True, text=True,
-                        timeout=timeout, cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu'))
 
 
 def last_error_line(result) -> str:
