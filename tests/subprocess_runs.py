@@ -20,7 +20,7 @@ def run_python(*args: object, timeout: float = 300,
   return subprocess.run([sys.executable, *map(str, args)],
                         capture_output=True, text=True, timeout=timeout,
                         cwd=REPO,
-                        env=dict(os.environ, JAX_PLATFORMS='cpu', **(env or {})))
+                        env={**os.environ, 'JAX_PLATFORMS': 'cpu', **(env or {})})
 
 
 def main_command(*args: object, module: str = 'dvn_jax.main') -> list[str]:
