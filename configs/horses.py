@@ -72,6 +72,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # A parameter file (`--mode=export` of a trained model, e.g. the FCN of
   # configs/horses_fcn.py) whose conv tower starts the value net; '' = random.
   c.init_from = ''
+  # The start y(0) of every inference ascent, in training and at test
+  # (ours; train.make_start_fn): params '' = P(0), the paper's y = 0; or an
+  # FCN's parameter file (`--mode=export` of a configs/horses_fcn.py run on
+  # the same training split), whose soft mask p(x) gives
+  # y(0) = scale p(x) + (1 - scale) P(0). The FCN is held fixed.
+  c.start = ml_collections.ConfigDict(dict(
+      params='', scale=1.0,
+      model=ml_collections.ConfigDict(dict(name='fcn', skips=True))))
   c.oracle = 'iou'
   c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative
 

@@ -52,9 +52,12 @@ class ValueFn:
   the rest. Inference calls `encode` once per run and `logits` at every
   step, so input-only features are not recomputed (the paper's future work,
   Sec. 6). Calling it is `logits(encode(x), y)`: a ValueFn is a LogitFn.
+  `start(x)`, when given, is the start point y(0) of every ascent on x
+  (a feed-forward network's soft output); None starts at P(0), the paper's.
   """
   logits: Callable[[Any, Array], Array]
   encode: Callable[[Array], Any] = _identity
+  start: Callable[[Array], Array] | None = None
 
   def __call__(self, x: Array, y: Array) -> Array:
     return self.logits(self.encode(x), y)
@@ -293,7 +296,8 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
   encode, logits = stages(logit_fn)
-  features = encode(_flatten_crops(extract_crops(images, offsets, crop_size)))
+  x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
+  features = encode(x_crops)
   coverage = crop_coverage(offsets, crop_size, image_size)
 
   def objective(masks):
@@ -301,7 +305,15 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
     values = objective_from_logits(logits(features, y_crops), spec.ascend)
     return values.reshape(batch, num_crops).sum(axis=1)
 
-  y0 = start_point((batch, image_size, image_size, num_classes), spec)
+  shape = (batch, image_size, image_size, num_classes)
+  if getattr(logit_fn, 'start', None) is None:
+    y0 = start_point(shape, spec)
+  else:   # the crops' start points, averaged where they overlap
+    y0_crops = initial_point(logit_fn, x_crops, x_crops.shape[:-1] +
+                             (num_classes,), spec)
+    y0 = average_crops(y0_crops.reshape((batch, num_crops) +
+                                        y0_crops.shape[1:]),
+                       offsets, image_size)
   scale = jnp.asarray(1.0 / coverage, jnp.float32)[None, :, :, None]
   return gradient_ascent(objective, y0, spec, gradient_scale=scale,
                          return_trajectory=return_trajectory, rng=rng)
@@ -315,7 +327,8 @@ def infer_averaged(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
   x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
-  y0 = start_point(x_crops.shape[:-1] + (num_classes,), spec)
+  y0 = initial_point(logit_fn, x_crops, x_crops.shape[:-1] + (num_classes,),
+                     spec)
   y_crops, trajectory = infer(logit_fn, x_crops, y0, spec, return_trajectory,
                               rng)
 
@@ -353,3 +366,17 @@ def start_point(shape: tuple[int, ...], spec: AscentSpec) -> Array:
   informative for every class.
   """
   return get_projection(spec.projection)(jnp.zeros(shape, jnp.float32))
+
+
+def initial_point(logit_fn: LogitFn, x: Array, shape: tuple[int, ...],
+                  spec: AscentSpec) -> Array:
+  """y(0) of an ascent on inputs x: the ValueFn's `start(x)`, projected
+  onto the output set, or `start_point` (P(0)) if it has none."""
+  start = getattr(logit_fn, 'start', None)
+  if start is None:
+    return start_point(shape, spec)
+  y0 = start(x)
+  if y0.shape != tuple(shape):
+    raise ConfigError(f'the start network gives outputs of shape {y0.shape}, '
+                      f'the ascent needs {tuple(shape)}')
+  return get_projection(spec.projection)(y0)

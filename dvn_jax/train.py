@@ -181,6 +181,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((os.path.isfile(config.init_from),
                    f'init_from file not found: {config.init_from} (export '
                    'one with --mode=export --params=FILE)'))
+  start = config.get('start')
+  if start is not None and start.params:
+    checks.append((os.path.isfile(start.params),
+                   f'start.params file not found: {start.params} (export a '
+                   'trained configs/horses_fcn.py run with --mode=export '
+                   '--params=FILE)'))
+    checks.append((0 < start.scale <= 1,
+                   f'start.scale must be in (0, 1], got {start.scale}'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
@@ -389,20 +397,65 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
 # ---------------------------------------------------------- train steps ----
 
 
-def bind_logit_fn(model: nn.Module, params: Any) -> inference.ValueFn:
+def bind_logit_fn(model: nn.Module, params: Any,
+                  start: Callable[[Array], Array] | None = None
+                  ) -> inference.ValueFn:
   """The value network with fixed parameters, in inference mode.
 
   Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
   are bound in their two stages, so inference encodes each input once.
+  `start` (x -> y(0), from `make_start_fn`) starts its ascents.
   """
   variables = {'params': params}
   if isinstance(model, models.TwoStageValueNet):
     return inference.ValueFn(
         encode=lambda x: model.apply(variables, x, method='encode'),
         logits=lambda f, y: model.apply(variables, f, y,
-                                        method='value_logits'))
+                                        method='value_logits'),
+        start=start)
   return inference.ValueFn(
-      lambda x, y: model.apply(variables, x, y, train=False))
+      lambda x, y: model.apply(variables, x, y, train=False), start=start)
+
+
+def class_probabilities(logits: Array) -> Array:
+  """Per-pixel probabilities of a classifier's logits (B, H, W, K): sigmoid
+  of the foreground for K = 1, softmax over the classes otherwise."""
+  return (jax.nn.softmax(logits) if logits.shape[-1] > 1 else
+          jax.nn.sigmoid(logits))
+
+
+def make_start_fn(config: ml_collections.ConfigDict
+                  ) -> Callable[[Array], Array] | None:
+  """x (crops in [0, 1]) -> y(0) of every inference ascent, or None (P(0)).
+
+  From `config.start`: the soft mask p(x) of a trained FCN read from
+  `start.params`, mixed with the paper's start as
+  y(0) = scale p(x) + (1 - scale) P(0) (P(0): 0 for binary masks, 1/K for
+  K classes). The FCN is held fixed (ours, not the paper's; docs/horses.md).
+  """
+  start = config.get('start')
+  if start is None or not start.params:
+    return None
+  if task_name(config) != 'segmentation':
+    raise ConfigError('bad config: start.params (an FCN start for inference) '
+                      'needs a segmentation task')
+  kwargs = dict(start.model)
+  name = kwargs.pop('name', 'fcn')
+  if name != 'fcn':
+    raise ConfigError(f"bad config: start.model.name must be 'fcn', got "
+                      f'{name!r}')
+  k = num_classes(config)
+  kwargs.setdefault('num_classes', k)
+  net = models.create_model(name, **kwargs)
+  template = models.init_params(net, jax.random.key(0), config.crop_size, k)
+  params = checkpoints.load_params(start.params, template)
+  scale, base = float(start.scale), (0.0 if k == 1 else 1.0 / k)
+
+  def start_fn(x: Array) -> Array:
+    probs = class_probabilities(net.apply({'params': params}, x))
+    return scale * probs + (1.0 - scale) * base
+
+  return start_fn
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
@@ -462,13 +515,15 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   base_key = jax.random.key(config.seed)
   averaged = make_averager(config)
   echo = tuple_echo(config)
+  start_fn = make_start_fn(config)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
     rng_crop, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
-        rng_tuples, bind_logit_fn(model, state.params), x, y_star, spec,
+        rng_tuples, bind_logit_fn(model, state.params, start_fn), x, y_star,
+        spec,
         state.chains)
 
     def loss(params, rng):
@@ -606,19 +661,18 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
       crops = inference.extract_crops(input_pipeline.images_to_float(images),
                                       offsets, config.crop_size)
       flat = crops.reshape((-1,) + crops.shape[2:])
-      logits = model.apply({'params': params}, flat)
-      probs = (jax.nn.softmax(logits) if logits.shape[-1] > 1 else
-               jax.nn.sigmoid(logits))
+      probs = class_probabilities(model.apply({'params': params}, flat))
       probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
       return inference.average_crops(probs, offsets, config.image_size)
     return compile_predict(predict, mesh, ndim)
 
   spec = ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
+  start_fn = make_start_fn(config)
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
-        bind_logit_fn(model, params), input_pipeline.images_to_float(images),
+        bind_logit_fn(model, params, start_fn), input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
         return_trajectory=return_trajectory, rng=eval_key)

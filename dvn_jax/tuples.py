@@ -158,9 +158,11 @@ def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   Returns (B * inference_points, ...) outputs, trajectory-major: with
   'random' picking, each trajectory gives `inference_points` distinct steps
   drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
-  of the outputs (its values are not used).
+  of the outputs (its values are not used). y(0) is the start network's
+  output if logit_fn has one (`inference.initial_point`).
   """
-  y0 = inference.start_point(y_star.shape, spec.inference_ascent)
+  y0 = inference.initial_point(logit_fn, x, y_star.shape,
+                               spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random',
@@ -367,7 +369,8 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
                    spec: TupleSpec) -> InferenceChains:
   """Restarts finished chains on (x, y*), then ascends every chain.
 
-  Chain i, if its age is >= T, restarts from y(0) on the new example
+  Chain i, if its age is >= T, restarts from y(0) (`inference.initial_point`)
+  on the new example
   (x[i], y*[i]); then every chain takes `chain_steps` steps of Eq. 8 with
   the current network. The chains' new points are the inference tuples of
   this train step: over a trajectory's life they are its points 1..T, each
@@ -377,7 +380,8 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   restart = chains.age >= num_steps
   x = jnp.where(_per_example(restart, x), x, chains.x)
   y_star = jnp.where(_per_example(restart, y_star), y_star, chains.y_star)
-  y0 = inference.start_point(chains.y.shape, spec.inference_ascent)
+  y0 = inference.initial_point(logit_fn, x, chains.y.shape,
+                               spec.inference_ascent)
   y = jnp.where(_per_example(restart, y0), y0, chains.y)
   age = jnp.where(restart, chains.age - num_steps, chains.age)
   step_spec = dataclasses.replace(spec.inference_ascent,
