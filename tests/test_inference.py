@@ -1,5 +1,7 @@
 """Gradient-based inference (Eq. 8), crops, joint inference."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -128,6 +130,56 @@ def test_mask_averaging_matches_a_plain_loop_over_crops():
   np.testing.assert_allclose(y, total / count, atol=1e-5)
   assert trajectory.shape == (3, 1, 32, 32, 1)
   np.testing.assert_allclose(trajectory[-1], y, atol=1e-6)
+
+
+def _red_channel(x):
+  """A stand-in start network (config.start): y(0) = the red channel."""
+  return x[..., :1]
+
+
+@pytest.mark.parametrize('combine', ['average', 'joint'])
+def test_a_flat_value_net_leaves_each_mask_at_its_start(combine):
+  """No ascent step moves y when v is flat: the masks are y(0), which is
+  the start network's output on the crops, put together as the crops are."""
+  flat = inference.ValueFn(logits=lambda f, y: jnp.zeros(y.shape[0]),
+                           start=_red_channel)
+  images = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
+  spec = inference.AscentSpec(num_steps=2, step_size=50.0)
+  y, _ = inference.infer_full_image(flat, images, crop_size=24, num_crops=9,
+                                    combine=combine, num_classes=1, spec=spec)
+  np.testing.assert_allclose(y, images[..., :1], atol=1e-6)
+  no_start = dataclasses.replace(flat, start=None)
+  y, _ = inference.infer_full_image(no_start, images, crop_size=24,
+                                    num_crops=9, combine=combine,
+                                    num_classes=1, spec=spec)
+  np.testing.assert_array_equal(y, 0.0)
+
+
+def test_mask_averaging_ascends_each_crop_from_its_start():
+  net = _random_value_net()
+  started = inference.ValueFn(logits=net, start=lambda x: 2.0 * x[..., :1])
+  images = jax.random.uniform(jax.random.key(4), (1, 32, 32, 3))
+  spec = inference.AscentSpec(num_steps=2, step_size=20.0)
+  offsets = inference.crop_offsets(32, 24, 4)
+  y, _ = inference.infer_averaged(started, images, offsets, 24, 1, spec)
+  total = np.zeros((1, 32, 32, 1))
+  count = np.zeros((1, 32, 32, 1))
+  for r, c in offsets:
+    crop = images[:, r:r + 24, c:c + 24]
+    y0 = jnp.clip(2.0 * crop[..., :1], 0.0, 1.0)   # projected onto the box
+    crop_y, _ = inference.infer(net, crop, y0, spec)
+    assert not np.allclose(crop_y, y0, atol=1e-3)   # the ascent moved
+    total[:, r:r + 24, c:c + 24] += np.asarray(crop_y)
+    count[:, r:r + 24, c:c + 24] += 1
+  np.testing.assert_allclose(y, total / count, atol=1e-5)
+
+
+def test_a_start_of_the_wrong_shape_is_a_config_error():
+  bad = inference.ValueFn(logits=lambda f, y: jnp.zeros(y.shape[0]),
+                          start=lambda x: x)   # 3 channels, not 1
+  with pytest.raises(ConfigError, match='start network gives outputs'):
+    inference.initial_point(bad, jnp.zeros((2, 24, 24, 3)), (2, 24, 24, 1),
+                            inference.AscentSpec())
 
 
 def test_full_image_inference_compiles_once_per_shape():

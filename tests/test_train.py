@@ -9,10 +9,12 @@ import optax
 import pytest
 
 from configs import horses as horses_config
+from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
 from dvn_jax import models
 from dvn_jax import train
+from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
 
 
@@ -244,6 +246,7 @@ def test_released_horse_files_fit_the_default_config():
     ('tuples.echo', 0, 'tuples.echo must be an integer >= 1'),
     ('augment.scale', 1.0, r'augment.scale must be in \[0, 1\)'),
     ('augment.contrast', -0.1, 'augment.contrast must be >= 0'),
+    ('start.params', '/nonexistent/fcn.npz', 'start.params file not found'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -376,3 +379,38 @@ def test_moving_average_leaves_training_unchanged_and_is_evaluated():
   differs = jax.tree.map(lambda a, b: not np.allclose(a, b),
                          averaged.params, averaged.ema_params)
   assert all(jax.tree.leaves(differs))
+
+
+def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
+    tmp_path):
+  """config.start: y(0) = scale * sigmoid(FCN logits) + (1 - scale) * 0;
+  the train step and the predict function take it."""
+  fcn = models.create_model('fcn', skips=True)
+  fcn_params = models.init_params(fcn, jax.random.key(5), 24)
+  path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(fcn_params, path)
+  config = horses_config.get_config('smoke')
+  config.start.params, config.start.scale = path, 0.5
+  train.check_config(config)
+  x = jax.random.uniform(jax.random.key(6), (3, 24, 24, 3))
+  expected = 0.5 * jax.nn.sigmoid(fcn.apply({'params': fcn_params}, x))
+  np.testing.assert_allclose(train.make_start_fn(config)(x), expected,
+                             rtol=1e-5)
+  assert train.make_start_fn(horses_config.get_config('smoke')) is None
+  # A flat value net (zero output kernel) leaves the masks at y(0).
+  model = train.create_model(config)
+  params = train.init_model_params(model, config, jax.random.key(0))
+  params['out']['kernel'] = jnp.zeros_like(params['out']['kernel'])
+  images = train.load_data(config)['val'].images[:1]
+  soft = train.make_predict_fn(model, config)(params, images)
+  assert 0.05 < float(soft.min()) and float(soft.max()) < 0.5
+  state, metrics = _train_smoke_steps(config, 1)
+  assert 0.0 < float(metrics['v_star/inference']) < 1.0
+  config.start.scale = 0.0
+  with pytest.raises(ConfigError, match=r'start.scale must be in \(0, 1\]'):
+    train.check_config(config)
+  config.start.scale = 1.0
+  config.start.params = os.path.join(os.path.dirname(__file__), '..',
+                                     'released', 'horses_dvn.npz')
+  with pytest.raises(CheckpointError, match='does not fit'):   # not an FCN
+    train.make_start_fn(config)

@@ -94,14 +94,30 @@ def test_adversarial_step_increases_the_regression_loss(setup):
   assert float(loss(y).sum()) > float(loss(y_star).sum())
 
 
-def test_inference_tuples_lie_on_the_trajectory(setup):
-  logit_fn, x, _ = setup
+def _red_channel(x):
+  """A stand-in start network (config.start): y(0) = the red channel."""
+  return x[..., :1]
+
+
+def _with_start(logit_fn, started: bool):
+  """logit_fn, or logit_fn whose ascents start at `_red_channel`."""
+  if not started:
+    return logit_fn
+  return inference.ValueFn(logits=logit_fn, start=_red_channel)
+
+
+@pytest.mark.parametrize('started', [False, True])
+def test_inference_tuples_lie_on_the_trajectory(setup, started):
+  plain_fn, x, _ = setup
+  logit_fn = _with_start(plain_fn, started)
   ascent = inference.AscentSpec(num_steps=4, step_size=100.0)
   spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent)
   y = tuples.inference_outputs(jax.random.key(1), logit_fn, x,
                                 jnp.zeros(x.shape[:-1] + (1,)), spec)
-  _, trajectory = inference.infer(logit_fn, x, jnp.zeros_like(y), ascent,
+  y0 = _red_channel(x) if started else jnp.zeros_like(y)
+  _, trajectory = inference.infer(plain_fn, x, y0, ascent,
                                   return_trajectory=True)
+  assert not np.allclose(trajectory[1], y0, atol=1e-3)   # the ascent moved
   for i in range(len(x)):
     distances = [float(jnp.abs(trajectory[t, i] - y[i]).max())
                  for t in range(1, 5)]
@@ -172,12 +188,15 @@ def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
 # ------------------------------------------------------------ chains ----
 
 
-@pytest.mark.parametrize('chain_steps', [1, 2])
+@pytest.mark.parametrize('chain_steps,started', [(1, False), (2, False),
+                                                 (2, True)])
 def test_chains_walk_fresh_trajectories_and_restart_on_new_examples(
-    setup, chain_steps):
+    setup, chain_steps, started):
   """With the network held fixed, every chain's points are the points of a
-  fresh inference trajectory on its example, each of 1..T once per life."""
-  logit_fn, x, y_star = setup
+  fresh inference trajectory on its example, each of 1..T once per life;
+  the trajectory starts at the start network's output when there is one."""
+  plain_fn, x, y_star = setup
+  logit_fn = _with_start(plain_fn, started)
   num_steps = 4
   ascent = inference.AscentSpec(num_steps=num_steps, step_size=100.0)
   spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent,
@@ -186,8 +205,8 @@ def test_chains_walk_fresh_trajectories_and_restart_on_new_examples(
   # Restarts are staggered: ages T + d_i, d_i multiples of chain_steps.
   stagger = np.asarray(chains.age) - num_steps
   assert np.all(stagger % chain_steps == 0) and len(set(stagger)) > 1
-  _, fresh = inference.infer(logit_fn, x, jnp.zeros_like(y_star), ascent,
-                             return_trajectory=True)
+  y0 = _red_channel(x) if started else jnp.zeros_like(y_star)
+  _, fresh = inference.infer(plain_fn, x, y0, ascent, return_trajectory=True)
   # Batches cycle through two example orders, so a restart's example is
   # the one at the chain's position in the batch of that train step.
   orders = [np.arange(6), np.arange(6)[::-1]]
