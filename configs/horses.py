@@ -130,9 +130,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       echo=1))
 
   # Mask averaging scored above joint inference on val (74.4 vs 73.9).
+  # fcn: weight w > 0 averages the soft masks with an FCN's (`params`, a
+  # `--mode=export` file of configs/horses_fcn.py): (1 - w) DVN + w FCN,
+  # then the threshold (ours, train.mixed_with_fcn; docs/horses.md).
   c.eval = ml_collections.ConfigDict(dict(
       num_crops=36, combine='average', inference=ascent(30, 50.0),
-      threshold=0.5, batch_size=1))  # images a batch: 36 crops suit a CPU
+      threshold=0.5, batch_size=1,   # images a batch: 36 crops suit a CPU
+      fcn=ml_collections.ConfigDict(dict(params='', weight=0.0))))
 
   c.log_every_steps = 100
   c.eval_every_steps = 5000

@@ -189,6 +189,15 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    '--params=FILE)'))
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
+  fcn = config.get('eval', {}).get('fcn')
+  if fcn is not None and fcn.weight:
+    checks.append((0 < fcn.weight <= 1,
+                   f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
+    checks.append((os.path.isfile(fcn.params),
+                   f'eval.fcn.params file not found: {fcn.params!r} (needed '
+                   'by eval.fcn.weight > 0; export a trained '
+                   'configs/horses_fcn.py run with --mode=export '
+                   '--params=FILE)'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
@@ -424,6 +433,25 @@ def class_probabilities(logits: Array) -> Array:
           jax.nn.sigmoid(logits))
 
 
+def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
+             ) -> tuple[nn.Module, Any]:
+  """(FCN, its parameters from `path`) for this segmentation task; the
+  architecture is `config.start.model`'s (configs/horses_fcn.py's)."""
+  if task_name(config) != 'segmentation':
+    raise ConfigError(f'bad config: {field} (an FCN) needs a segmentation '
+                      'task')
+  kwargs = dict(config.start.model)
+  name = kwargs.pop('name', 'fcn')
+  if name != 'fcn':
+    raise ConfigError(f"bad config: start.model.name must be 'fcn', got "
+                      f'{name!r}')
+  k = num_classes(config)
+  kwargs.setdefault('num_classes', k)
+  net = models.create_model(name, **kwargs)
+  template = models.init_params(net, jax.random.key(0), config.crop_size, k)
+  return net, checkpoints.load_params(path, template)
+
+
 def make_start_fn(config: ml_collections.ConfigDict
                   ) -> Callable[[Array], Array] | None:
   """x (crops in [0, 1]) -> y(0) of every inference ascent, or None (P(0)).
@@ -436,19 +464,8 @@ def make_start_fn(config: ml_collections.ConfigDict
   start = config.get('start')
   if start is None or not start.params:
     return None
-  if task_name(config) != 'segmentation':
-    raise ConfigError('bad config: start.params (an FCN start for inference) '
-                      'needs a segmentation task')
-  kwargs = dict(start.model)
-  name = kwargs.pop('name', 'fcn')
-  if name != 'fcn':
-    raise ConfigError(f"bad config: start.model.name must be 'fcn', got "
-                      f'{name!r}')
+  net, params = load_fcn(config, start.params, 'start.params')
   k = num_classes(config)
-  kwargs.setdefault('num_classes', k)
-  net = models.create_model(name, **kwargs)
-  template = models.init_params(net, jax.random.key(0), config.crop_size, k)
-  params = checkpoints.load_params(start.params, template)
   scale, base = float(start.scale), (0.0 if k == 1 else 1.0 / k)
 
   def start_fn(x: Array) -> Array:
@@ -456,6 +473,36 @@ def make_start_fn(config: ml_collections.ConfigDict
     return scale * probs + (1.0 - scale) * base
 
   return start_fn
+
+
+def fcn_soft_masks(net: nn.Module, params: Any, images: Array,
+                   offsets: np.ndarray, crop_size: int) -> Array:
+  """An FCN's class probabilities (B, H, W, K) of float images, averaged
+  over the crops at `offsets` (the baseline's test protocol, Sec. 5.2)."""
+  crops = inference.extract_crops(images, offsets, crop_size)
+  flat = crops.reshape((-1,) + crops.shape[2:])
+  probs = class_probabilities(net.apply({'params': params}, flat))
+  probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
+  return inference.average_crops(probs, offsets, images.shape[1])
+
+
+def mixed_with_fcn(predict: Callable, config: ml_collections.ConfigDict,
+                   offsets: np.ndarray) -> Callable:
+  """predict, its soft masks averaged with an FCN's when config.eval.fcn
+  has a weight w > 0: (1 - w) predict + w FCN (a model ensemble after
+  inference; ours, docs/horses.md). The FCN is held fixed."""
+  fcn_cfg = config.eval.get('fcn')
+  if fcn_cfg is None or fcn_cfg.weight == 0:
+    return predict
+  net, fcn_params = load_fcn(config, fcn_cfg.params, 'eval.fcn.params')
+  weight = float(fcn_cfg.weight)
+
+  def mixed(params, images):
+    fcn = fcn_soft_masks(net, fcn_params, input_pipeline.images_to_float(
+        images), offsets, config.crop_size)
+    return (1.0 - weight) * predict(params, images) + weight * fcn
+
+  return mixed
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
@@ -629,10 +676,15 @@ def averaged_over_members(predict: Callable, ndim: int) -> Callable:
 
 
 def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
-                    ndim: int) -> Callable:
+                    ndim: int,
+                    then: Callable[[Callable], Callable] | None = None
+                    ) -> Callable:
   """jit, or on a mesh: the batch split over its devices, a host result;
-  for one network or an ensemble (`averaged_over_members`)."""
+  for one network or an ensemble (`averaged_over_members`), whose
+  prediction `then(predict)` may wrap (`mixed_with_fcn`)."""
   predict = averaged_over_members(predict, ndim)
+  if then is not None:
+    predict = then(predict)
   if mesh is None:
     return jax.jit(predict)
   return parallel.sharded_batch_fn(predict, mesh)
@@ -658,12 +710,9 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   if config.model.name == 'fcn':
     def predict(params, images):
-      crops = inference.extract_crops(input_pipeline.images_to_float(images),
-                                      offsets, config.crop_size)
-      flat = crops.reshape((-1,) + crops.shape[2:])
-      probs = class_probabilities(model.apply({'params': params}, flat))
-      probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
-      return inference.average_crops(probs, offsets, config.image_size)
+      return fcn_soft_masks(model, params,
+                            input_pipeline.images_to_float(images), offsets,
+                            config.crop_size)
     return compile_predict(predict, mesh, ndim)
 
   spec = ascent_spec_from_config(eval_cfg.inference)
@@ -678,7 +727,10 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
         return_trajectory=return_trajectory, rng=eval_key)
     return (masks, trajectory) if return_trajectory else masks
 
-  return compile_predict(predict, None if return_trajectory else mesh, ndim)
+  if return_trajectory:
+    return compile_predict(predict, None, ndim)
+  return compile_predict(predict, mesh, ndim, then=functools.partial(
+      mixed_with_fcn, config=config, offsets=offsets))
 
 
 def make_multilabel_predict_fn(model: nn.Module,

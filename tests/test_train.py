@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from configs import horses as horses_config
+from configs import horses_fcn as fcn_config_module
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
@@ -414,3 +415,33 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
                                      'released', 'horses_dvn.npz')
   with pytest.raises(CheckpointError, match='does not fit'):   # not an FCN
     train.make_start_fn(config)
+
+
+def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
+  """eval.fcn: (1 - w) DVN + w FCN soft masks; w = 1 is the FCN baseline's
+  prediction itself, w = 0 the DVN's."""
+  fcn_config = fcn_config_module.get_config('smoke')
+  fcn = train.create_model(fcn_config)
+  fcn_params = train.init_model_params(fcn, fcn_config, jax.random.key(7))
+  path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(fcn_params, path)
+  config = horses_config.get_config('smoke')
+  model = train.create_model(config)
+  params = train.init_model_params(model, config, jax.random.key(0))
+  images = train.load_data(config)['val'].images[:2]
+  dvn = train.make_predict_fn(model, config)(params, images)
+  fcn_masks = train.make_predict_fn(fcn, fcn_config)(fcn_params, images)
+  assert not np.allclose(dvn, fcn_masks, atol=1e-2)
+  config.eval.fcn.params = path
+  for weight in (1.0, 0.25):
+    config.eval.fcn.weight = weight
+    train.check_config(config)
+    mixed = train.make_predict_fn(model, config)(params, images)
+    np.testing.assert_allclose(mixed, (1 - weight) * dvn + weight * fcn_masks,
+                               atol=1e-5)
+  config.eval.fcn.weight = 1.5
+  with pytest.raises(ConfigError, match='eval.fcn.weight must be in'):
+    train.check_config(config)
+  config.eval.fcn.weight, config.eval.fcn.params = 0.5, ''
+  with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
+    train.check_config(config)
