@@ -570,8 +570,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
     x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind_logit_fn(model, state.params, start_fn), x, y_star,
-        spec,
-        state.chains)
+        spec, state.chains)
 
     def loss(params, rng):
       logits = model.apply({'params': params}, x, y, train=True,
@@ -721,7 +720,8 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
-        bind_logit_fn(model, params, start_fn), input_pipeline.images_to_float(images),
+        bind_logit_fn(model, params, start_fn),
+        input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
         return_trajectory=return_trajectory, rng=eval_key)

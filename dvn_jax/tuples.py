@@ -370,9 +370,8 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   """Restarts finished chains on (x, y*), then ascends every chain.
 
   Chain i, if its age is >= T, restarts from y(0) (`inference.initial_point`)
-  on the new example
-  (x[i], y*[i]); then every chain takes `chain_steps` steps of Eq. 8 with
-  the current network. The chains' new points are the inference tuples of
+  on the new example (x[i], y*[i]); then every chain takes `chain_steps`
+  steps of Eq. 8 with the current network. The chains' new points are the inference tuples of
   this train step: over a trajectory's life they are its points 1..T, each
   made by the network of the train step that took it.
   """
