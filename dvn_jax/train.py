@@ -434,9 +434,11 @@ def class_probabilities(logits: Array) -> Array:
 
 
 def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
-             ) -> tuple[nn.Module, Any]:
-  """(FCN, its parameters from `path`) for this segmentation task; the
-  architecture is `config.start.model`'s (configs/horses_fcn.py's)."""
+             ) -> Callable[[Array], Array]:
+  """crops x (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of
+  the FCN in `path` (`config.start.model`'s architecture, configs/
+  horses_fcn.py's), or their mean over the members of an ensemble file
+  (`dvn_jax.ensemble` of FCN files)."""
   if task_name(config) != 'segmentation':
     raise ConfigError(f'bad config: {field} (an FCN) needs a segmentation '
                       'task')
@@ -449,7 +451,11 @@ def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
   kwargs.setdefault('num_classes', k)
   net = models.create_model(name, **kwargs)
   template = models.init_params(net, jax.random.key(0), config.crop_size, k)
-  return net, checkpoints.load_params(path, template)
+  params = checkpoints.load_params(path, template)
+  probabilities = averaged_over_members(
+      lambda p, x: class_probabilities(net.apply({'params': p}, x)),
+      jax.tree.leaves(template)[0].ndim)
+  return functools.partial(probabilities, params)
 
 
 def make_start_fn(config: ml_collections.ConfigDict
@@ -464,24 +470,24 @@ def make_start_fn(config: ml_collections.ConfigDict
   start = config.get('start')
   if start is None or not start.params:
     return None
-  net, params = load_fcn(config, start.params, 'start.params')
+  fcn_probabilities = load_fcn(config, start.params, 'start.params')
   k = num_classes(config)
   scale, base = float(start.scale), (0.0 if k == 1 else 1.0 / k)
 
   def start_fn(x: Array) -> Array:
-    probs = class_probabilities(net.apply({'params': params}, x))
-    return scale * probs + (1.0 - scale) * base
+    return scale * fcn_probabilities(x) + (1.0 - scale) * base
 
   return start_fn
 
 
-def fcn_soft_masks(net: nn.Module, params: Any, images: Array,
+def fcn_soft_masks(probabilities: Callable[[Array], Array], images: Array,
                    offsets: np.ndarray, crop_size: int) -> Array:
   """An FCN's class probabilities (B, H, W, K) of float images, averaged
-  over the crops at `offsets` (the baseline's test protocol, Sec. 5.2)."""
+  over the crops at `offsets` (the baseline's test protocol, Sec. 5.2);
+  `probabilities` maps crops to per-pixel probabilities."""
   crops = inference.extract_crops(images, offsets, crop_size)
   flat = crops.reshape((-1,) + crops.shape[2:])
-  probs = class_probabilities(net.apply({'params': params}, flat))
+  probs = probabilities(flat)
   probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
   return inference.average_crops(probs, offsets, images.shape[1])
 
@@ -490,15 +496,16 @@ def mixed_with_fcn(predict: Callable, config: ml_collections.ConfigDict,
                    offsets: np.ndarray) -> Callable:
   """predict, its soft masks averaged with an FCN's when config.eval.fcn
   has a weight w > 0: (1 - w) predict + w FCN (a model ensemble after
-  inference; ours, docs/horses.md). The FCN is held fixed."""
+  inference; ours, docs/horses.md). The FCN (or an ensemble file of FCNs,
+  their masks averaged) is held fixed."""
   fcn_cfg = config.eval.get('fcn')
   if fcn_cfg is None or fcn_cfg.weight == 0:
     return predict
-  net, fcn_params = load_fcn(config, fcn_cfg.params, 'eval.fcn.params')
+  fcn_probabilities = load_fcn(config, fcn_cfg.params, 'eval.fcn.params')
   weight = float(fcn_cfg.weight)
 
   def mixed(params, images):
-    fcn = fcn_soft_masks(net, fcn_params, input_pipeline.images_to_float(
+    fcn = fcn_soft_masks(fcn_probabilities, input_pipeline.images_to_float(
         images), offsets, config.crop_size)
     return (1.0 - weight) * predict(params, images) + weight * fcn
 
@@ -709,9 +716,9 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   if config.model.name == 'fcn':
     def predict(params, images):
-      return fcn_soft_masks(model, params,
-                            input_pipeline.images_to_float(images), offsets,
-                            config.crop_size)
+      return fcn_soft_masks(
+          lambda x: class_probabilities(model.apply({'params': params}, x)),
+          input_pipeline.images_to_float(images), offsets, config.crop_size)
     return compile_predict(predict, mesh, ndim)
 
   spec = ascent_spec_from_config(eval_cfg.inference)

@@ -439,6 +439,18 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
     mixed = train.make_predict_fn(model, config)(params, images)
     np.testing.assert_allclose(mixed, (1 - weight) * dvn + weight * fcn_masks,
                                atol=1e-5)
+  # An ensemble file of FCNs: their masks averaged, then mixed in.
+  other = train.init_model_params(fcn, fcn_config, jax.random.key(8))
+  other_path = str(tmp_path / 'fcn2.npz')
+  checkpoints.save_params(other, other_path)
+  config.eval.fcn.params = str(tmp_path / 'fcns.npz')
+  checkpoints.save_params(checkpoints.stack_params([path, other_path]),
+                          config.eval.fcn.params)
+  other_masks = train.make_predict_fn(fcn, fcn_config)(other, images)
+  assert not np.allclose(other_masks, fcn_masks, atol=1e-2)
+  mixed = train.make_predict_fn(model, config)(params, images)
+  np.testing.assert_allclose(
+      mixed, 0.75 * dvn + 0.25 * (fcn_masks + other_masks) / 2, atol=1e-5)
   config.eval.fcn.weight = 1.5
   with pytest.raises(ConfigError, match='eval.fcn.weight must be in'):
     train.check_config(config)
