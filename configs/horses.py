@@ -130,13 +130,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       echo=1))
 
   # Mask averaging scored above joint inference on val (74.4 vs 73.9).
-  # fcn: weight w > 0 averages the soft masks with an FCN's (`params`, a
-  # `--mode=export` file of configs/horses_fcn.py): (1 - w) DVN + w FCN,
-  # then the threshold (ours, train.mixed_with_fcn; docs/horses.md).
+  # fcn: a fixed FCN at test (`params`, a `--mode=export` file of
+  # configs/horses_fcn.py, or a dvn_jax.ensemble file of several); weight
+  # w > 0 averages the soft masks with its: (1 - w) DVN + w FCN, then the
+  # threshold (train.mixed_with_fcn); start_scale s > 0 starts the test-time
+  # ascent at y(0) = s p(x) (train.make_eval_start_fn; training keeps
+  # `start`). Both ours; docs/horses.md.
   c.eval = ml_collections.ConfigDict(dict(
       num_crops=36, combine='average', inference=ascent(30, 50.0),
       threshold=0.5, batch_size=1,   # images a batch: 36 crops suit a CPU
-      fcn=ml_collections.ConfigDict(dict(params='', weight=0.0))))
+      fcn=ml_collections.ConfigDict(dict(params='', weight=0.0,
+                                         start_scale=0.0))))
 
   c.log_every_steps = 100
   c.eval_every_steps = 5000

@@ -190,12 +190,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
   fcn = config.get('eval', {}).get('fcn')
-  if fcn is not None and fcn.weight:
-    checks.append((0 < fcn.weight <= 1,
+  start_scale = fcn.get('start_scale', 0.0) if fcn is not None else 0.0
+  if fcn is not None and (fcn.weight or start_scale):
+    checks.append((0 <= fcn.weight <= 1,
                    f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
+    checks.append((0 <= start_scale <= 1,
+                   f'eval.fcn.start_scale must be in [0, 1], got '
+                   f'{start_scale}'))
     checks.append((os.path.isfile(fcn.params),
                    f'eval.fcn.params file not found: {fcn.params!r} (needed '
-                   'by eval.fcn.weight > 0; export a trained '
+                   'by eval.fcn.weight or start_scale > 0; export a trained '
                    'configs/horses_fcn.py run with --mode=export '
                    '--params=FILE)'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
@@ -458,26 +462,43 @@ def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
   return functools.partial(probabilities, params)
 
 
-def make_start_fn(config: ml_collections.ConfigDict
-                  ) -> Callable[[Array], Array] | None:
-  """x (crops in [0, 1]) -> y(0) of every inference ascent, or None (P(0)).
-
-  From `config.start`: the soft mask p(x) of a trained FCN read from
-  `start.params`, mixed with the paper's start as
-  y(0) = scale p(x) + (1 - scale) P(0) (P(0): 0 for binary masks, 1/K for
-  K classes). The FCN is held fixed (ours, not the paper's; docs/horses.md).
-  """
-  start = config.get('start')
-  if start is None or not start.params:
-    return None
-  fcn_probabilities = load_fcn(config, start.params, 'start.params')
+def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,
+                 field: str) -> Callable[[Array], Array]:
+  """x (crops in [0, 1]) -> y(0) = scale p(x) + (1 - scale) P(0): p(x) the
+  soft mask of the fixed FCN (or FCN ensemble) in `path`, P(0) the paper's
+  start (0 for binary masks, 1/K for K classes)."""
+  fcn_probabilities = load_fcn(config, path, field)
   k = num_classes(config)
-  scale, base = float(start.scale), (0.0 if k == 1 else 1.0 / k)
+  base = 0.0 if k == 1 else 1.0 / k
 
   def start_fn(x: Array) -> Array:
     return scale * fcn_probabilities(x) + (1.0 - scale) * base
 
   return start_fn
+
+
+def make_start_fn(config: ml_collections.ConfigDict
+                  ) -> Callable[[Array], Array] | None:
+  """y(0) of every inference ascent, in training and at test, from
+  `config.start` (`fcn_start_fn` of `start.params`, `start.scale`), or None
+  (P(0)). Ours, not the paper's; docs/horses.md."""
+  start = config.get('start')
+  if start is None or not start.params:
+    return None
+  return fcn_start_fn(config, start.params, float(start.scale),
+                      'start.params')
+
+
+def make_eval_start_fn(config: ml_collections.ConfigDict
+                       ) -> Callable[[Array], Array] | None:
+  """y(0) of the test-time ascent: with eval.fcn.start_scale s > 0,
+  `fcn_start_fn` of eval.fcn's FCN at scale s (test time only; training
+  keeps its own start); otherwise `make_start_fn`'s."""
+  fcn_cfg = config.get('eval', {}).get('fcn')
+  scale = fcn_cfg.get('start_scale', 0.0) if fcn_cfg is not None else 0.0
+  if not scale:
+    return make_start_fn(config)
+  return fcn_start_fn(config, fcn_cfg.params, float(scale), 'eval.fcn.params')
 
 
 def fcn_soft_masks(probabilities: Callable[[Array], Array], images: Array,
@@ -723,7 +744,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   spec = ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
-  start_fn = make_start_fn(config)
+  start_fn = make_eval_start_fn(config)
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(

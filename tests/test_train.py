@@ -451,6 +451,23 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   mixed = train.make_predict_fn(model, config)(params, images)
   np.testing.assert_allclose(
       mixed, 0.75 * dvn + 0.25 * (fcn_masks + other_masks) / 2, atol=1e-5)
+  # start_scale: the test-time ascent starts at s * the FCN's mask; a flat
+  # value net (zero output kernel) leaves it there. Training is untouched.
+  config.eval.fcn.params, config.eval.fcn.weight = path, 0.0
+  config.eval.fcn.start_scale = 0.5
+  train.check_config(config)
+  assert train.make_start_fn(config) is None
+  flat = dict(params, out=dict(params['out'], kernel=jnp.zeros_like(
+      params['out']['kernel'])))
+  started = train.make_predict_fn(model, config)(flat, images)
+  np.testing.assert_allclose(started, 0.5 * fcn_masks, atol=1e-5)
+  config.eval.fcn.start_scale = 0.0
+  assert not np.allclose(train.make_predict_fn(model, config)(flat, images),
+                         started, atol=1e-2)
+  config.eval.fcn.start_scale = -0.5
+  with pytest.raises(ConfigError, match='eval.fcn.start_scale must be in'):
+    train.check_config(config)
+  config.eval.fcn.start_scale = 0.0
   config.eval.fcn.weight = 1.5
   with pytest.raises(ConfigError, match='eval.fcn.weight must be in'):
     train.check_config(config)
