@@ -234,6 +234,23 @@ def test_released_horse_files_fit_the_default_config():
   assert not np.allclose(ensemble['fc0']['kernel'][1], single['fc0']['kernel'])
 
 
+def test_released_fcn_ensemble_holds_five_fcns_the_first_the_released_one():
+  """released/horses_fcn_ensemble.npz loads into configs/horses_fcn.py's
+  model (five members, float16); member 0 is released/horses_fcn.npz."""
+  config = fcn_config_module.get_config()
+  model = train.create_model(config)
+  root = os.path.join(os.path.dirname(__file__), '..', 'released')
+  single = train.load_trained_params(
+      model, config, None, os.path.join(root, 'horses_fcn.npz'))
+  ensemble = train.load_trained_params(
+      model, config, None, os.path.join(root, 'horses_fcn_ensemble.npz'))
+  assert jax.tree.leaves(ensemble)[0].shape[0] == 5
+  jax.tree.map(lambda e, p: np.testing.assert_allclose(
+      e[0], p, rtol=1e-3, atol=1e-3), ensemble, single)
+  kernels = jax.tree.leaves(ensemble)[0]
+  assert not np.allclose(kernels[0], kernels[1])
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('optimizer.learning_rate', -0.1, 'learning_rate'),
     ('crop_size', 40, 'crop_size'),
