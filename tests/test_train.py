@@ -218,37 +218,27 @@ def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
   assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
 
 
-def test_released_horse_files_fit_the_default_config():
-  """The released network and ensemble load into configs/horses.py's
-  model; the ensemble's first member is the network, in float16."""
-  config = horses_config.get_config()
+@pytest.mark.parametrize('config_module,single_file,ensemble_file,members,atol', [
+    (horses_config, 'horses_dvn.npz', 'horses_dvn_ensemble.npz', 2, 1e-4),
+    (fcn_config_module, 'horses_fcn.npz', 'horses_fcn_ensemble.npz', 5, 1e-3),
+])
+def test_released_horse_files_fit_their_default_configs(
+    config_module, single_file, ensemble_file, members, atol):
+  """The released value net and FCN, and their float16 ensembles, load into
+  configs/horses.py's and configs/horses_fcn.py's models; each ensemble's
+  first member is the released single file, the second another network."""
+  config = config_module.get_config()
   model = train.create_model(config)
   root = os.path.join(os.path.dirname(__file__), '..', 'released')
   single = train.load_trained_params(
-      model, config, None, os.path.join(root, 'horses_dvn.npz'))
+      model, config, None, os.path.join(root, single_file))
   ensemble = train.load_trained_params(
-      model, config, None, os.path.join(root, 'horses_dvn_ensemble.npz'))
-  assert jax.tree.leaves(ensemble)[0].shape[0] == 2
+      model, config, None, os.path.join(root, ensemble_file))
+  assert jax.tree.leaves(ensemble)[0].shape[0] == members
   jax.tree.map(lambda e, p: np.testing.assert_allclose(
-      e[0], p, rtol=1e-3, atol=1e-4), ensemble, single)
-  assert not np.allclose(ensemble['fc0']['kernel'][1], single['fc0']['kernel'])
-
-
-def test_released_fcn_ensemble_holds_five_fcns_the_first_the_released_one():
-  """released/horses_fcn_ensemble.npz loads into configs/horses_fcn.py's
-  model (five members, float16); member 0 is released/horses_fcn.npz."""
-  config = fcn_config_module.get_config()
-  model = train.create_model(config)
-  root = os.path.join(os.path.dirname(__file__), '..', 'released')
-  single = train.load_trained_params(
-      model, config, None, os.path.join(root, 'horses_fcn.npz'))
-  ensemble = train.load_trained_params(
-      model, config, None, os.path.join(root, 'horses_fcn_ensemble.npz'))
-  assert jax.tree.leaves(ensemble)[0].shape[0] == 5
-  jax.tree.map(lambda e, p: np.testing.assert_allclose(
-      e[0], p, rtol=1e-3, atol=1e-3), ensemble, single)
-  kernels = jax.tree.leaves(ensemble)[0]
-  assert not np.allclose(kernels[0], kernels[1])
+      e[0], p, rtol=1e-3, atol=atol), ensemble, single)
+  first_kernels = jax.tree.leaves(ensemble)[0]
+  assert not np.allclose(first_kernels[1], jax.tree.leaves(single)[0])
 
 
 @pytest.mark.parametrize('field,value,match', [
