@@ -190,7 +190,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
   fcn = config.get('eval', {}).get('fcn')
-  start_scale = fcn.get('start_scale', 0.0) if fcn is not None else 0.0
+  start_scale = eval_fcn_start_scale(config)
   if fcn is not None and (fcn.weight or start_scale):
     checks.append((0 <= fcn.weight <= 1,
                    f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
@@ -489,16 +489,22 @@ def make_start_fn(config: ml_collections.ConfigDict
                       'start.params')
 
 
+def eval_fcn_start_scale(config: ml_collections.ConfigDict) -> float:
+  """config.eval.fcn.start_scale, 0 (off) where the config has none (one
+  saved before the field existed, or a task without eval.fcn)."""
+  fcn_cfg = config.get('eval', {}).get('fcn')
+  return float(fcn_cfg.get('start_scale', 0.0)) if fcn_cfg is not None else 0.0
+
+
 def make_eval_start_fn(config: ml_collections.ConfigDict
                        ) -> Callable[[Array], Array] | None:
   """y(0) of the test-time ascent: with eval.fcn.start_scale s > 0,
   `fcn_start_fn` of eval.fcn's FCN at scale s (test time only; training
   keeps its own start); otherwise `make_start_fn`'s."""
-  fcn_cfg = config.get('eval', {}).get('fcn')
-  scale = fcn_cfg.get('start_scale', 0.0) if fcn_cfg is not None else 0.0
+  scale = eval_fcn_start_scale(config)
   if not scale:
     return make_start_fn(config)
-  return fcn_start_fn(config, fcn_cfg.params, float(scale), 'eval.fcn.params')
+  return fcn_start_fn(config, config.eval.fcn.params, scale, 'eval.fcn.params')
 
 
 def fcn_soft_masks(probabilities: Callable[[Array], Array], images: Array,

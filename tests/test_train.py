@@ -218,7 +218,8 @@ def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
   assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
 
 
-@pytest.mark.parametrize('config_module,single_file,ensemble_file,members,atol', [
+@pytest.mark.parametrize(
+    'config_module,single_file,ensemble_file,members,atol', [
     (horses_config, 'horses_dvn.npz', 'horses_dvn_ensemble.npz', 2, 1e-4),
     (fcn_config_module, 'horses_fcn.npz', 'horses_fcn_ensemble.npz', 5, 1e-3),
 ])
@@ -237,8 +238,8 @@ def test_released_horse_files_fit_their_default_configs(
   assert jax.tree.leaves(ensemble)[0].shape[0] == members
   jax.tree.map(lambda e, p: np.testing.assert_allclose(
       e[0], p, rtol=1e-3, atol=atol), ensemble, single)
-  first_kernels = jax.tree.leaves(ensemble)[0]
-  assert not np.allclose(first_kernels[1], jax.tree.leaves(single)[0])
+  first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
+  assert not np.allclose(first_leaf[1], jax.tree.leaves(single)[0])
 
 
 @pytest.mark.parametrize('field,value,match', [
