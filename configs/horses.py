@@ -53,8 +53,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_devices = 0
   # '' = the 32x32 CHOPPS data embedded in the package; or a path to an npz
   # in the same format, or a TFDS data_dir with weizmann_horses_32x32.
+  # num_folds F > 0 with held_out_fold f trains on train_split less its fold
+  # f (examples i with i mod F == f): the FCNs of start.folds.
   c.data = ml_collections.ConfigDict(dict(
-      path='', train_split='train', eval_split='val'))
+      path='', train_split='train', eval_split='val', num_folds=0,
+      held_out_fold=-1))
   c.image_size = 32
   c.crop_size = 24      # random 24x24 training crops (paper Sec. 5.2)
   c.flip = False        # all Weizmann horses face left
@@ -76,9 +79,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (ours; train.make_start_fn): params '' = P(0), the paper's y = 0; or an
   # FCN's parameter file (`--mode=export` of a configs/horses_fcn.py run on
   # the same training split), whose soft mask p(x) gives
-  # y(0) = scale p(x) + (1 - scale) P(0). The FCN is held fixed.
+  # y(0) = scale p(x) + (1 - scale) P(0). The FCN is held fixed. folds F > 0
+  # cross-fits the training starts: params stacks F FCNs (dvn_jax.ensemble,
+  # in fold order), FCN f trained with data.num_folds=F, held_out_fold=f;
+  # training image i starts from FCN i mod F, which never saw it; evaluation
+  # from their average (train.crossfit_start_maps).
   c.start = ml_collections.ConfigDict(dict(
-      params='', scale=1.0,
+      params='', scale=1.0, folds=0,
       model=ml_collections.ConfigDict(dict(name='fcn', skips=True))))
   c.oracle = 'iou'
   c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative

@@ -15,6 +15,7 @@ F1).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -189,6 +190,20 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    '--params=FILE)'))
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
+    checks.append((start_folds(config) >= 0,
+                   f'start.folds must be >= 0, got {start_folds(config)}'))
+    checks.append((not start_folds(config) or
+                   not config.get('augment', {}).get('scale', 0.0),
+                   'start.folds > 0 (cross-fitted starts) cannot be combined '
+                   'with augment.scale > 0 (the scale jitter would make the '
+                   'start maps hard); set one of them to 0'))
+  num_folds = config.data.get('num_folds', 0)
+  held_out = config.data.get('held_out_fold', -1)
+  checks.append((num_folds == 0 or 0 <= held_out < num_folds,
+                 f'data.held_out_fold must be in [0, {num_folds}) with '
+                 f'data.num_folds={num_folds}, got {held_out}'))
+  checks.append((num_folds > 0 or held_out == -1,
+                 f'data.held_out_fold={held_out} needs data.num_folds > 0'))
   fcn = config.get('eval', {}).get('fcn')
   start_scale = eval_fcn_start_scale(config)
   if fcn is not None and (fcn.weight or start_scale):
@@ -437,12 +452,14 @@ def class_probabilities(logits: Array) -> Array:
           jax.nn.sigmoid(logits))
 
 
-def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
-             ) -> Callable[[Array], Array]:
-  """crops x (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of
-  the FCN in `path` (`config.start.model`'s architecture, configs/
-  horses_fcn.py's), or their mean over the members of an ensemble file
-  (`dvn_jax.ensemble` of FCN files)."""
+def load_fcn_members(config: ml_collections.ConfigDict, path: str, field: str
+                     ) -> tuple[Callable[[Any, Array], Array], Any, int]:
+  """(probabilities(params, crops), params, ndim) of the FCN file `path`
+  (`config.start.model`'s architecture, configs/horses_fcn.py's): crops
+  (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of one
+  network's params; params as stored (an ensemble file of FCNs, from
+  `dvn_jax.ensemble`, stacks its members on a leading axis); ndim the rank
+  of one network's first parameter (`averaged_over_members`)."""
   if task_name(config) != 'segmentation':
     raise ConfigError(f'bad config: {field} (an FCN) needs a segmentation '
                       'task')
@@ -456,10 +473,68 @@ def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
   net = models.create_model(name, **kwargs)
   template = models.init_params(net, jax.random.key(0), config.crop_size, k)
   params = checkpoints.load_params(path, template)
-  probabilities = averaged_over_members(
-      lambda p, x: class_probabilities(net.apply({'params': p}, x)),
-      jax.tree.leaves(template)[0].ndim)
-  return functools.partial(probabilities, params)
+  return (lambda p, x: class_probabilities(net.apply({'params': p}, x)),
+          params, jax.tree.leaves(template)[0].ndim)
+
+
+def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
+             ) -> Callable[[Array], Array]:
+  """crops x (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of
+  the FCN in `path` (`load_fcn_members`), or their mean over the members
+  of an ensemble file."""
+  probabilities, params, ndim = load_fcn_members(config, path, field)
+  return functools.partial(averaged_over_members(probabilities, ndim), params)
+
+
+def start_folds(config: ml_collections.ConfigDict) -> int:
+  """config.start.folds F: > 0 when training starts are cross-fitted
+  (`crossfit_start_maps`), 0 otherwise or where the config has none."""
+  start = config.get('start')
+  if start is None or not start.params:
+    return 0
+  return int(start.get('folds', 0))
+
+
+def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
+                        ) -> Array:
+  """y(0) maps (N, H, W, K) of the training images, cross-fitted: image i's
+  is scale p_f(x_i) + (1 - scale) P(0), p_f the soft mask (crops averaged,
+  `fcn_soft_masks`, the FCN's test protocol) of member f = i mod F of the
+  ensemble file `config.start.params`, whose member f was trained without
+  fold f of the same split (`data.held_out_fold=f`, `without_fold`): an
+  image's start never comes from an FCN that saw it, so training starts are
+  as good as the starts at test (ours; docs/horses.md)."""
+  folds = start_folds(config)
+  probabilities, params, ndim = load_fcn_members(config, config.start.params,
+                                                 'start.params')
+  first = jax.tree.leaves(params)[0]
+  members = first.shape[0] if first.ndim == ndim + 1 else 1
+  if members != folds:
+    raise ConfigError(
+        f'bad config: start.folds is {folds} but {config.start.params} holds '
+        f'{members} FCN(s); stack one FCN per fold, in fold order, with '
+        'python -m dvn_jax.ensemble')
+  offsets = inference.crop_offsets(config.image_size, config.crop_size,
+                                   config.eval.num_crops)
+  apply = jax.jit(probabilities)
+  fold = np.arange(images.shape[0]) % folds
+  maps = np.zeros(images.shape[:-1] + (num_classes(config),), np.float32)
+  for f in range(folds):
+    member = jax.tree.map(lambda p, f=f: p[f], params)
+    maps[fold == f] = np.asarray(fcn_soft_masks(
+        functools.partial(apply, member), images[fold == f], offsets,
+        config.crop_size))
+  k = num_classes(config)
+  scale = float(config.start.scale)
+  return jnp.asarray(scale * maps + (1.0 - scale) * (0.0 if k == 1 else 1 / k))
+
+
+def without_fold(split: Any, num_folds: int, held_out: int) -> Any:
+  """The split less its fold `held_out` of `num_folds` (examples i with
+  i mod num_folds == held_out): the training data of a cross-fitted FCN."""
+  keep = np.arange(len(split)) % num_folds != held_out
+  return type(split)(**{field.name: getattr(split, field.name)[keep]
+                        for field in dataclasses.fields(split)})
 
 
 def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,
@@ -584,7 +659,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
 
   inputs and targets are the whole training set as float32 on the device
   (images (N, H, W, 3) and masks (N, H, W, K), or features (N, D) and labels
-  (N, L)); indices (B,) pick the batch. With a mesh, the step is data
+  (N, L)); indices (B,) pick the batch. With start.folds > 0 the targets
+  are (N, H, W, 2K): the masks, then `crossfit_start_maps`. With a mesh, the step is data
   parallel over its devices (parallel.py).
   """
   if config.model.name in models.CLASSIFIERS:
@@ -597,14 +673,24 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   averaged = make_averager(config)
   echo = tuple_echo(config)
   start_fn = make_start_fn(config)
+  crossfit = start_folds(config) > 0
+  k = num_classes(config)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
     rng_crop, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = batch_fn(rng_crop, inputs[indices], targets[indices])
+    starts = None
+    if crossfit:   # targets carry crossfit_start_maps after the masks
+      if targets.shape[-1] != 2 * k:
+        raise ConfigError(
+            f'start.folds > 0: the train step needs targets of {2 * k} '
+            f'channels (the masks, then their start maps, as '
+            f'train_and_evaluate builds them), got {targets.shape[-1]}')
+      y_star, starts = y_star[..., :k], y_star[..., k:]
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind_logit_fn(model, state.params, start_fn), x, y_star,
-        spec, state.chains)
+        spec, state.chains, starts)
 
     def loss(params, rng):
       logits = model.apply({'params': params}, x, y, train=True,
@@ -904,6 +990,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   prepare_workdir(workdir)
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
+  if config.data.get('num_folds', 0):
+    train_split = without_fold(train_split, config.data.num_folds,
+                               config.data.held_out_fold)
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   parallel.check_divisible(config.batch_size, mesh, 'batch_size')
@@ -912,8 +1001,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         tuples.num_chains(config.batch_size, tuple_spec_from_config(config)),
         mesh, 'the inference chains (the inference share of batch_size)')
   replicated = parallel.replicated(mesh)
-  inputs, targets = (parallel.put(a, replicated)
-                     for a in train_arrays(train_split))
+  inputs, targets = train_arrays(train_split)
+  if start_folds(config):
+    # The cross-fitted starts ride along as extra target channels, cropped
+    # with the masks (make_train_step splits them off).
+    targets = jnp.concatenate(
+        [targets, crossfit_start_maps(config, inputs)], axis=-1)
+  inputs, targets = (parallel.put(a, replicated) for a in (inputs, targets))
 
   model = create_model(config)
   tx = make_optimizer(config.optimizer, config.num_train_steps,

@@ -152,17 +152,20 @@ def ground_truth_outputs(y_star: Array) -> Array:
 
 
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                      y_star: Array, spec: TupleSpec) -> Array:
+                      y_star: Array, spec: TupleSpec,
+                      y0: Array | None = None) -> Array:
   """Points on the inference trajectory from y(0) = P(0) (Sec. 3.3, Inference).
 
   Returns (B * inference_points, ...) outputs, trajectory-major: with
   'random' picking, each trajectory gives `inference_points` distinct steps
   drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
-  of the outputs (its values are not used). y(0) is the start network's
-  output if logit_fn has one (`inference.initial_point`).
+  of the outputs (its values are not used). y(0) is `y0` when given (one
+  per example), else the start network's output if logit_fn has one
+  (`inference.initial_point`).
   """
-  y0 = inference.initial_point(logit_fn, x, y_star.shape,
-                               spec.inference_ascent)
+  if y0 is None:
+    y0 = inference.initial_point(logit_fn, x, y_star.shape,
+                                 spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random',
@@ -366,11 +369,12 @@ def init_chains(x_shape: tuple[int, ...], y_shape: tuple[int, ...],
 
 def advance_chains(rng: Array, logit_fn: inference.LogitFn,
                    chains: InferenceChains, x: Array, y_star: Array,
-                   spec: TupleSpec) -> InferenceChains:
+                   spec: TupleSpec, y0: Array | None = None
+                   ) -> InferenceChains:
   """Restarts finished chains on (x, y*), then ascends every chain.
 
-  Chain i, if its age is >= T, restarts from y(0) (`inference.initial_point`)
-  on the new example (x[i], y*[i]); then every chain takes `chain_steps`
+  Chain i, if its age is >= T, restarts from y(0) (`y0[i]` when given,
+  else `inference.initial_point`) on the new example (x[i], y*[i]); then every chain takes `chain_steps`
   steps of Eq. 8 with the current network. The chains' new points are the inference tuples of
   this train step: over a trajectory's life they are its points 1..T, each
   made by the network of the train step that took it.
@@ -379,8 +383,9 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   restart = chains.age >= num_steps
   x = jnp.where(_per_example(restart, x), x, chains.x)
   y_star = jnp.where(_per_example(restart, y_star), y_star, chains.y_star)
-  y0 = inference.initial_point(logit_fn, x, chains.y.shape,
-                               spec.inference_ascent)
+  if y0 is None:
+    y0 = inference.initial_point(logit_fn, x, chains.y.shape,
+                                 spec.inference_ascent)
   y = jnp.where(_per_example(restart, y0), y0, chains.y)
   age = jnp.where(restart, chains.age - num_steps, chains.age)
   step_spec = dataclasses.replace(spec.inference_ascent,
@@ -397,31 +402,35 @@ def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:
 
 
 def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                         y_star: Array, spec: TupleSpec) -> Array:
+                         y_star: Array, spec: TupleSpec,
+                         y0: Array | None = None) -> Array:
   """Points between inference outputs of fresh trajectories and y*.
 
   y-hat is a point of each example's trajectory, picked as inference tuples
-  pick theirs (one point per example).
+  pick theirs (one point per example), from `y0` when given.
   """
   one_point = dataclasses.replace(spec, inference_points=1)
   y_hat = inference_outputs(jax.random.fold_in(rng, 1), logit_fn, x, y_star,
-                            one_point)
+                            one_point, y0)
   return interpolate_to_truth(rng, y_hat, y_star)
 
 
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
-                     x: Array, y_star: Array, spec: TupleSpec) -> Array:
-  """Outputs y of generator `name` for inputs x and ground truths y*."""
+                     x: Array, y_star: Array, spec: TupleSpec,
+                     y0: Array | None = None) -> Array:
+  """Outputs y of generator `name` for inputs x and ground truths y*; `y0`
+  (one per example, or None) starts the inference and interpolated
+  generators' trajectories."""
   if name == 'ground_truth':
     return ground_truth_outputs(y_star)
   if name == 'inference':
-    return inference_outputs(rng, logit_fn, x, y_star, spec)
+    return inference_outputs(rng, logit_fn, x, y_star, spec, y0)
   if name == 'stratified':
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
   if name == 'interpolated':
-    return interpolated_outputs(rng, logit_fn, x, y_star, spec)
+    return interpolated_outputs(rng, logit_fn, x, y_star, spec, y0)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
 
@@ -442,7 +451,8 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
 def generate_tuples_with_chains(
     rng: Array, logit_fn: inference.LogitFn, x: Array, y_star: Array,
-    spec: TupleSpec, chains: InferenceChains | None
+    spec: TupleSpec, chains: InferenceChains | None,
+    starts: Array | None = None
     ) -> tuple[Array, Array, Array, InferenceChains | None]:
   """`generate_tuples`, the inference slice from `chains` when given.
 
@@ -453,15 +463,22 @@ def generate_tuples_with_chains(
   larger), so it costs no ascent of its own; its examples then are the
   chains'. So does the adversarial slice when its ascents start from
   inference outputs (adversarial_start 'inference' or
-  'ground_truth_or_inference'). Returns (x, y, v*, the advanced chains).
+  'ground_truth_or_inference'). `starts` (B, ...), when given, is y(0) of
+  each example's inference trajectory (in place of logit_fn's start: the
+  cross-fitted starts of train.crossfit_start_maps). Returns (x, y, v*,
+  the advanced chains).
   """
+  def starts_of(rows: slice) -> Array | None:
+    return None if starts is None else starts[rows]
+
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
     if name == 'inference' and chains is not None:
       chains = advance_chains(jax.random.fold_in(rng, i), logit_fn, chains,
                               x[start:start + size],
-                              y_star[start:start + size], spec)
+                              y_star[start:start + size], spec,
+                              starts_of(slice(start, start + size)))
       xs.append(chains.x)
       ys.append(chains.y)
       y_stars.append(chains.y_star)
@@ -488,7 +505,8 @@ def generate_tuples_with_chains(
     repeats = spec.inference_points if name == 'inference' else 1
     sources = slice(start, start + -(-size // repeats))
     outputs = generate_outputs(name, jax.random.fold_in(rng, i), logit_fn,
-                               x[sources], y_star[sources], spec)
+                               x[sources], y_star[sources], spec,
+                               starts_of(sources))
     ys.append(outputs[:size])
     xs.append(jnp.repeat(x[sources], repeats, axis=0)[:size])
     y_stars.append(jnp.repeat(y_star[sources], repeats, axis=0)[:size])

@@ -425,6 +425,85 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
     train.make_start_fn(config)
 
 
+def test_without_fold_drops_every_fth_example_and_keeps_the_rest():
+  data = train.load_data(horses_config.get_config('smoke'))
+  train_split = data['train']
+  kept = train.without_fold(train_split, 5, 2)
+  assert len(kept) == len(train_split) - len(train_split) // 5
+  np.testing.assert_array_equal(kept.names, [
+      n for i, n in enumerate(train_split.names) if i % 5 != 2])
+  np.testing.assert_array_equal(kept.images, train_split.images[
+      np.arange(len(train_split)) % 5 != 2])
+  config = horses_config.get_config('smoke')
+  config.data.num_folds, config.data.held_out_fold = 5, 5
+  with pytest.raises(ConfigError, match='data.held_out_fold must be in'):
+    train.check_config(config)
+  config.data.num_folds = 0
+  with pytest.raises(ConfigError, match='needs data.num_folds > 0'):
+    train.check_config(config)
+
+
+def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
+  """start.folds F: training image i starts at member i mod F's crop-
+  averaged soft mask (times start.scale), and the train step's inference
+  trajectories start there: a flat value net leaves them at y(0)."""
+  fcn = models.create_model('fcn', skips=True)
+  paths = []
+  for f in range(2):
+    paths.append(str(tmp_path / f'fcn{f}.npz'))
+    checkpoints.save_params(models.init_params(fcn, jax.random.key(f), 24),
+                            paths[-1])
+  config = horses_config.get_config('smoke')
+  config.start.params = str(tmp_path / 'folds.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths), config.start.params)
+  config.start.scale, config.start.folds = 0.5, 2
+  config.eval.num_crops = 4
+  train.check_config(config)
+  images = input_pipeline.images_to_float(
+      train.load_data(config)['train'].images[:5])
+  maps = train.crossfit_start_maps(config, images)
+  assert maps.shape == images.shape[:-1] + (1,)
+  offsets = train.inference.crop_offsets(32, 24, 4)
+  for f in range(2):
+    member = train.load_fcn(config, paths[f], 'start.params')
+    np.testing.assert_allclose(maps[f::2], 0.5 * train.fcn_soft_masks(
+        member, images[f::2], offsets, 24), atol=1e-5)
+  assert not np.allclose(maps[0], 0.5 * train.fcn_soft_masks(
+      train.load_fcn(config, paths[1], 'start.params'), images[:1], offsets,
+      24)[0], atol=1e-3)
+  # The starts reach the trajectories: with a zero step the inference
+  # tuples are the starts themselves, cropped as their images.
+  config.tuples.inference.step_size = 0.0
+  config.tuples.mix.inference, config.tuples.mix.adversarial = 1.0, 0.0
+  model = train.create_model(config)
+  spec = train.tuple_spec_from_config(config)
+  params = train.init_model_params(model, config, jax.random.key(0))
+  x = images[:, :24, :24]
+  starts = maps[:, :24, :24]
+  _, y, _, _ = train.tuples.generate_tuples_with_chains(
+      jax.random.key(1), train.bind_logit_fn(model, params), x,
+      jnp.zeros_like(starts), spec, None, starts)
+  np.testing.assert_allclose(y, starts, atol=1e-6)
+  # The train step takes them as target channels after the masks: its
+  # inference tuples' v* is then the IoU of the starts (not of y = 0).
+  masks = input_pipeline.masks_to_float(
+      train.load_data(config)['train'].masks[:5])
+  tx = train.make_optimizer(config.optimizer, 1)
+  step = train.make_train_step(model, tx, config)
+  state = train.create_state(model, tx, config)
+  _, metrics = step(state, images, jnp.concatenate([masks, maps], -1),
+                    np.arange(4))
+  assert 0.05 < float(metrics['v_star/inference']) < 1.0
+  with pytest.raises(ConfigError, match='start maps'):
+    step(train.create_state(model, tx, config), images, masks, np.arange(4))
+  config.start.folds = 3
+  with pytest.raises(ConfigError, match='start.folds is 3 but'):
+    train.crossfit_start_maps(config, images)
+  config.start.folds, config.augment.scale = 2, 0.1
+  with pytest.raises(ConfigError, match='cannot be combined'):
+    train.check_config(config)
+
+
 def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   """eval.fcn: (1 - w) DVN + w FCN soft masks; w = 1 is the FCN baseline's
   prediction itself, w = 0 the DVN's."""
