@@ -83,7 +83,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # cross-fits the training starts: params stacks F FCNs (dvn_jax.ensemble,
   # in fold order), FCN f trained with data.num_folds=F, held_out_fold=f;
   # training image i starts from FCN i mod F, which never saw it; evaluation
-  # from their average (train.crossfit_start_maps).
+  # from their average (train.crossfit_start_maps). Off: it lost 1.4 mean
+  # IoU on val against y = 0 training (docs/horses.md).
   c.start = ml_collections.ConfigDict(dict(
       params='', scale=1.0, folds=0,
       model=ml_collections.ConfigDict(dict(name='fcn', skips=True))))
