@@ -69,6 +69,9 @@ def main(argv):
       split = _CONFIG.value.data.eval_split
     elif _MODE.value == 'evaluate':
       split = _SPLIT.value
+      if split == 'test':
+        logging.warning('scoring the TEST split; while choosing '
+                        'hyperparameters pass --split=val (paper protocol).')
       metrics = train.evaluate_checkpoint(_CONFIG.value, _WORKDIR.value, split,
                                           _PARAMS.value)
     else:

@@ -29,6 +29,7 @@ def test_train_resume_and_evaluate(tmp_path):
   evaluated = run_main(SMOKE, f'--workdir={workdir}', '--mode=evaluate')
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
   assert 'test: mean IoU' in evaluated.stdout
+  assert 'scoring the TEST split' in evaluated.stderr
   assert (workdir / 'eval_test.json').is_file()
 
   # Export the parameters to one file; evaluating the file gives the same.
