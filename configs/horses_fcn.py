@@ -7,6 +7,11 @@ cross-entropy) on random 24x24 crops; at test the per-pixel probabilities of
   python -m dvn_jax.main --config=configs/horses_fcn.py --workdir=/tmp/fcn
   python -m dvn_jax.main --config=configs/horses_fcn.py --workdir=/tmp/fcn \
     --mode=evaluate
+
+`:ema` (ours, not the paper's baseline): a moving average of the parameters
+(decay 0.999) and 6000 steps; +0.84 val mean IoU over the defaults on
+average over five seeds; the FCNs of released/horses_fcn_ensemble.npz.
+With 'smoke' (tests): 'ema,smoke'.
 """
 
 import ml_collections
@@ -15,7 +20,12 @@ from configs import horses
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = horses.get_config(arg)
+  options = set(arg.split(',')) if arg else set()
+  unknown = options - {'smoke', 'ema'}
+  if unknown:
+    raise ValueError(f'unknown config argument(s) {sorted(unknown)}; use '
+                     "'ema', 'smoke' or both ('ema,smoke')")
+  c = horses.get_config('smoke' if 'smoke' in options else None)
   # skips: FCN-8s-style logits from every conv layer. On val (batch 32,
   # 3000 steps): 76.8 mean IoU with skips, 72.0 without (FCN-32s);
   # docs/horses.md.
@@ -23,7 +33,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.batch_size = 32   # the DVN's default moved to 64; the FCN was tuned at 32
   c.optimizer.name = 'adam'
   c.optimizer.learning_rate = 1e-3
-  c.num_train_steps = 3000 if arg != 'smoke' else c.num_train_steps
-  c.eval_every_steps = 500 if arg != 'smoke' else c.eval_every_steps
+  smoke = 'smoke' in options
+  c.num_train_steps = 3000 if not smoke else c.num_train_steps
+  c.eval_every_steps = 500 if not smoke else c.eval_every_steps
   c.eval.batch_size = 8
+  if 'ema' in options:
+    # Chosen on val (docs/horses.md, "A moving average of the FCN's
+    # parameters"): seeds 0-4 scored 77.75 mean IoU on average against
+    # 76.91 for the defaults.
+    c.ema_decay = 0.999
+    c.num_train_steps = 6000 if not smoke else c.num_train_steps
+    c.eval_every_steps = 6000 if not smoke else c.eval_every_steps
   return c

@@ -277,6 +277,17 @@ def test_a_mix_with_no_positive_weight_is_a_config_error():
     train.check_config(config)
 
 
+def test_fcn_config_ema_option_and_unknown_ones_fail():
+  default, ema = fcn_config_module.get_config(), fcn_config_module.get_config('ema')
+  assert default.ema_decay == 0.0 and default.num_train_steps == 3000
+  assert ema.ema_decay == 0.999 and ema.num_train_steps == 6000
+  assert ema.model.name == 'fcn' and ema.batch_size == default.batch_size
+  assert fcn_config_module.get_config('ema,smoke').num_train_steps == (
+      fcn_config_module.get_config('smoke').num_train_steps)
+  with pytest.raises(ValueError, match="unknown config argument.*'chains'"):
+    fcn_config_module.get_config('ema,chains')
+
+
 def test_horses_config_options_combine_and_unknown_ones_fail():
   config = horses_config.get_config('two_stream,smoke')
   assert config.model.name == 'two_stream_value_net'
