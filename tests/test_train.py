@@ -242,6 +242,19 @@ def test_released_horse_files_fit_their_default_configs(
   assert not np.allclose(first_leaf[1], jax.tree.leaves(single)[0])
 
 
+def test_released_moving_average_fcn_ensemble_fits_its_config():
+  """released/horses_fcn_ema_ensemble.npz: five distinct FCNs of
+  configs/horses_fcn.py:ema (the FCNs of the best horse result)."""
+  config = fcn_config_module.get_config('ema')
+  path = os.path.join(os.path.dirname(__file__), '..', 'released',
+                      'horses_fcn_ema_ensemble.npz')
+  ensemble = train.load_trained_params(train.create_model(config), config,
+                                       None, path)
+  first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
+  assert first_leaf.shape[0] == 5
+  assert len({np.asarray(m).tobytes() for m in first_leaf}) == 5
+
+
 @pytest.mark.parametrize('field,value,match', [
     ('optimizer.learning_rate', -0.1, 'learning_rate'),
     ('crop_size', 40, 'crop_size'),
