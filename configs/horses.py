@@ -44,6 +44,19 @@ def ascent(num_steps: int, step_size: float, ascend: str = 'value',
       ascend=ascend, unroll=unroll, noise_std=0.0))
 
 
+def config_options(arg: str | None, allowed: tuple[str, ...]) -> set[str]:
+  """The comma-separated options of `--config=FILE:arg`; ValueError naming
+  any not in `allowed`."""
+  options = set(arg.split(',')) if arg else set()
+  unknown = options - set(allowed)
+  if unknown:
+    names = ', '.join(repr(name) for name in allowed)
+    raise ValueError(f'unknown config argument(s) {sorted(unknown)}; use '
+                     f"{names} or several, comma-separated "
+                     f"('{allowed[0]},{allowed[-1]}')")
+  return options
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The paper's setup; `arg='smoke'` shrinks it to run in seconds."""
   c = ml_collections.ConfigDict()
@@ -158,12 +171,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.max_checkpoints_to_keep = 3
   c.keep_best_checkpoints = 1
 
-  options = set(arg.split(',')) if arg else set()
-  unknown = options - {'smoke', 'two_stream', 'chains'}
-  if unknown:
-    raise ValueError(f'unknown config argument(s) {sorted(unknown)}; use '
-                     "'smoke', 'two_stream', 'chains' or several, comma-"
-                     "separated ('chains,smoke')")
+  options = config_options(arg, ('smoke', 'two_stream', 'chains'))
   if 'chains' in options:
     # Chosen on val (docs/horses.md): 4 ascent steps per train step (each
     # trajectory gives 5 tuples) matched fresh trajectories at 2000 and 4000

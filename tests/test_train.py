@@ -291,7 +291,8 @@ def test_a_mix_with_no_positive_weight_is_a_config_error():
 
 
 def test_fcn_config_ema_option_and_unknown_ones_fail():
-  default, ema = fcn_config_module.get_config(), fcn_config_module.get_config('ema')
+  default = fcn_config_module.get_config()
+  ema = fcn_config_module.get_config('ema')
   assert default.ema_decay == 0.0 and default.num_train_steps == 3000
   assert ema.ema_decay == 0.999 and ema.num_train_steps == 6000
   assert ema.model.name == 'fcn' and ema.batch_size == default.batch_size
