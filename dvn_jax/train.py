@@ -738,6 +738,13 @@ def make_classifier_train_step(model: nn.Module,
   batch_fn = make_batch_fn(config)
   averaged = make_averager(config)
   multiclass = task_name(config) == 'segmentation' and num_classes(config) > 1
+  # Ours (configs/horses_fcn.py): + iou_loss_weight x (1 - relaxed IoU of the
+  # sigmoid mask), per crop; 0 = the paper's per-pixel cross-entropy alone.
+  iou_weight = float(config.get('iou_loss_weight', 0.0))
+  if iou_weight and multiclass:
+    raise ConfigError('bad config: iou_loss_weight is for binary masks '
+                      f'(sigmoid outputs); this task has '
+                      f'{num_classes(config)} classes')
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -751,7 +758,10 @@ def make_classifier_train_step(model: nn.Module,
                            rngs={'dropout': rng_dropout})
       if multiclass:
         return optax.softmax_cross_entropy(logits, y_star).mean()
-      return optax.sigmoid_binary_cross_entropy(logits, y_star).mean()
+      value = optax.sigmoid_binary_cross_entropy(logits, y_star).mean()
+      if iou_weight:
+        value += iou_weight * losses.soft_iou_loss(logits, y_star)
+      return value
 
     loss_value, grads = jax.value_and_grad(loss)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -13,6 +13,7 @@ from configs import horses_fcn as fcn_config_module
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
+from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
@@ -586,3 +587,37 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.weight, config.eval.fcn.params = 0.5, ''
   with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
     train.check_config(config)
+
+
+def test_soft_iou_loss_is_one_minus_the_relaxed_iou_and_pulls_towards_truth():
+  masks = jnp.zeros((2, 4, 4, 1)).at[:, :2].set(1.0)   # half the pixels on
+  certain = jnp.where(masks > 0, 20.0, -20.0)          # sigmoid ~ the mask
+  assert float(losses.soft_iou_loss(certain, masks)) < 1e-6
+  zeros = jnp.zeros_like(masks)                        # p = 0.5 everywhere
+  # relaxed IoU of 0.5 everywhere vs half on: sum min 4, sum max 8+4 -> 1/3.
+  np.testing.assert_allclose(losses.soft_iou_loss(zeros, masks), 2 / 3,
+                             rtol=1e-6)
+  grad = jax.grad(losses.soft_iou_loss)(zeros, masks)
+  assert bool(jnp.all(grad[masks > 0] < 0)) and bool(jnp.all(grad[masks == 0] > 0))
+
+
+def test_fcn_iou_loss_weight_trains_and_multiclass_is_a_config_error():
+  config = fcn_config_module.get_config('smoke')
+  assert config.iou_loss_weight == 0.0       # the paper's baseline loss
+  model = train.create_model(config)
+  tx = optax.adam(1e-3)
+  inputs = jnp.asarray(np.random.default_rng(0).uniform(
+      size=(4, 32, 32, 3)), jnp.float32)
+  targets = jnp.zeros((4, 32, 32, 1)).at[:, 8:24, 8:24].set(1.0)
+  indices = jnp.arange(config.batch_size) % 4
+  loss = {}
+  for weight in (0.0, 1.0):
+    config.iou_loss_weight = weight
+    state = train.create_state(model, tx, config)
+    step = train.make_classifier_train_step(model, tx, config)
+    _, metrics = step(state, inputs, targets, indices)
+    loss[weight] = float(metrics['loss'])
+  assert loss[1.0] > loss[0.0] + 0.1          # the IoU term is in the loss
+  config.num_classes = 3
+  with pytest.raises(ConfigError, match='iou_loss_weight is for binary'):
+    train.make_classifier_train_step(model, tx, config)
