@@ -294,10 +294,23 @@ def load_params(path: str, template: Any) -> Any:
       {k: np.asarray(v, np.float32) for k, v in arrays.items()}, sep='/')
 
 
+def _members(arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+  """One network's arrays, or each member's of an ensemble file (told apart
+  by the biases: rank 1 in one network, rank 2 stacked)."""
+  biases = [v for k, v in arrays.items() if k.endswith('bias')]
+  if not biases or biases[0].ndim == 1:
+    return [arrays]
+  return [{k: v[i] for k, v in arrays.items()}
+          for i in range(biases[0].shape[0])]
+
+
 def stack_params(paths: list[str]) -> dict[str, np.ndarray]:
   """The parameter files of several networks of one model, stacked on a new
-  leading axis (the ensemble's members, in order), by flat name."""
-  files = [read_params(path) for path in paths]
+  leading axis (the ensemble's members, in order), by flat name. A file
+  that is itself an ensemble adds each of its members."""
+  named = [(path, member) for path in paths
+           for member in _members(read_params(path))]
+  paths, files = [p for p, _ in named], [m for _, m in named]
   for path, arrays in zip(paths[1:], files[1:]):
     if arrays.keys() != files[0].keys() or any(
         arrays[k].shape != files[0][k].shape for k in arrays):

@@ -5,6 +5,7 @@
   python -m dvn_jax.ensemble --output=/tmp/ensemble.npz [--dtype=float16] \
       /tmp/run1.npz /tmp/run2.npz
 
+A file named that is itself an ensemble adds each of its members.
 The ensemble file is used wherever a parameter file is (`--mode=evaluate
 --params=...`, `dvn_jax.predict`, `dvn_jax.figures`) with the members'
 config: each member runs its own inference and their soft outputs are

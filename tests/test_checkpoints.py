@@ -81,6 +81,12 @@ def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
   checkpoints.save_params(_params('fcn', 0), fcn_path)
   with pytest.raises(CheckpointError, match='hold different models'):
     checkpoints.stack_params([paths[0], fcn_path])
+  # An ensemble file named among the inputs adds each of its members.
+  pair = str(tmp_path / 'pair.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths[:2]), pair)
+  grown = checkpoints.stack_params([pair, paths[2]])
+  for name, stacked in checkpoints.read_params(ensemble).items():
+    np.testing.assert_array_equal(grown[name], stacked)
 
 
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
