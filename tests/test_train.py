@@ -243,17 +243,23 @@ def test_released_horse_files_fit_their_default_configs(
   assert not np.allclose(first_leaf[1], jax.tree.leaves(single)[0])
 
 
-def test_released_moving_average_fcn_ensemble_fits_its_config():
-  """released/horses_fcn_ema_ensemble.npz: five distinct FCNs of
-  configs/horses_fcn.py:ema (the FCNs of the best horse result)."""
-  config = fcn_config_module.get_config('ema')
-  path = os.path.join(os.path.dirname(__file__), '..', 'released',
-                      'horses_fcn_ema_ensemble.npz')
+@pytest.mark.parametrize('config_module,arg,file,members', [
+    (fcn_config_module, 'ema', 'horses_fcn_ema_ensemble.npz', 5),
+    (horses_config, 'chains', 'horses_dvn_long_pair.npz', 2),
+])
+def test_released_ensembles_of_the_best_result_fit_their_configs(
+    config_module, arg, file, members):
+  """released/horses_fcn_ema_ensemble.npz (five FCNs of
+  configs/horses_fcn.py:ema) and horses_dvn_long_pair.npz (two value nets
+  of configs/horses.py:chains): distinct members that load into their
+  config's model (the files of the best horse result)."""
+  config = config_module.get_config(arg)
+  path = os.path.join(os.path.dirname(__file__), '..', 'released', file)
   ensemble = train.load_trained_params(train.create_model(config), config,
                                        None, path)
   first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
-  assert first_leaf.shape[0] == 5
-  assert len({np.asarray(m).tobytes() for m in first_leaf}) == 5
+  assert first_leaf.shape[0] == members
+  assert len({np.asarray(m).tobytes() for m in first_leaf}) == members
 
 
 @pytest.mark.parametrize('field,value,match', [
