@@ -223,6 +223,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   checks.append((config.keep_best_checkpoints >= 0,
                  'keep_best_checkpoints must be >= 0'))
   if segmentation:
+    checks.append((not config.get('iou_loss_weight', 0.0) or
+                   num_classes(config) == 1,
+                   'iou_loss_weight is for binary masks (sigmoid outputs); '
+                   f'this task has {num_classes(config)} classes'))
     augment = config.augment
     checks.append((0 <= augment.scale < 1,
                    f'augment.scale must be in [0, 1), got {augment.scale}'))
@@ -740,11 +744,8 @@ def make_classifier_train_step(model: nn.Module,
   multiclass = task_name(config) == 'segmentation' and num_classes(config) > 1
   # Ours (configs/horses_fcn.py): + iou_loss_weight x (1 - relaxed IoU of the
   # sigmoid mask), per crop; 0 = the paper's per-pixel cross-entropy alone.
+  # (check_config refuses it for multi-class masks.)
   iou_weight = float(config.get('iou_loss_weight', 0.0))
-  if iou_weight and multiclass:
-    raise ConfigError('bad config: iou_loss_weight is for binary masks '
-                      f'(sigmoid outputs); this task has '
-                      f'{num_classes(config)} classes')
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)

@@ -626,4 +626,4 @@ def test_fcn_iou_loss_weight_trains_and_multiclass_is_a_config_error():
   assert loss[1.0] > loss[0.0] + 0.1          # the IoU term is in the loss
   config.num_classes = 3
   with pytest.raises(ConfigError, match='iou_loss_weight is for binary'):
-    train.make_classifier_train_step(model, tx, config)
+    train.check_config(config)
