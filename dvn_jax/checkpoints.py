@@ -327,7 +327,9 @@ def warm_start(params: Any, path: str, prefix: str = 'tower/'
   two share `tower/conv*`). A kernel whose input has more channels than the
   file's (the value net's first conv sees image + mask, the FCN's the image
   alone) takes the file's weights for the leading channels and keeps its own
-  initialisation for the rest. Returns the new params and the names copied.
+  initialisation for the rest. prefix '' copies every layer, and then the
+  file must hold them all (continuing a value-net export). Returns the new
+  params and the names copied.
   """
   source = {k: v for k, v in read_params(path).items() if k.startswith(prefix)}
   flat = dict(flax.traverse_util.flatten_dict(params, sep='/'))
@@ -351,4 +353,10 @@ def warm_start(params: Any, path: str, prefix: str = 'tower/'
   if not copied:
     raise CheckpointError(f'{path} has no {prefix!r} layers that this model '
                           'has; warm-start from an FCN or value net export')
+  missing = sorted(set(flat) - set(copied))
+  if not prefix and missing:
+    raise CheckpointError(
+        f'{path} lacks {len(missing)} of this model\'s layers ({missing[0]}, '
+        '...); init_layers=all needs an export of the same model (an FCN '
+        'file starts the tower only: init_layers=tower)')
   return flax.traverse_util.unflatten_dict(flat, sep='/'), copied

@@ -159,6 +159,10 @@ def segmentation_data_name(config: ml_collections.ConfigDict) -> str:
   return name
 
 
+# config.init_layers -> the prefix of the parameter names warm_start copies.
+INIT_PREFIXES = {'tower': 'tower/', 'all': ''}
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError (one line) for values that cannot work."""
   segmentation = task_name(config) == 'segmentation'
@@ -178,6 +182,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       (config.eval.batch_size >= 1,
        f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
   ]
+  init_layers = config.get('init_layers', 'tower')
+  checks.append((init_layers in INIT_PREFIXES,
+                 f'init_layers must be one of {sorted(INIT_PREFIXES)}, got '
+                 f'{init_layers!r}'))
   if config.init_from:
     checks.append((os.path.isfile(config.init_from),
                    f'init_from file not found: {config.init_from} (export '
@@ -416,9 +424,12 @@ def restore_train_state(manager: Any, state: TrainState,
 
 
 def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
-                     path: str) -> TrainState:
-  """`state` with its conv tower taken from a parameter file (e.g. an FCN)."""
-  params, copied = checkpoints.warm_start(state.params, path)
+                     path: str, layers: str = 'tower') -> TrainState:
+  """`state` with its conv tower (layers 'tower', e.g. from an FCN) or every
+  layer (layers 'all', a value-net export) taken from a parameter file; a
+  fresh optimizer state, and the moving average restarted from them."""
+  params, copied = checkpoints.warm_start(state.params, path,
+                                          INIT_PREFIXES[layers])
   logging.info('Warm start from %s: %s', path, ', '.join(copied))
   params = jax.tree.map(jnp.asarray, params)
   return state.replace(params=params, opt_state=tx.init(params),
@@ -990,6 +1001,15 @@ def _check_finite(step: int, metrics: dict[str, float],
         f'{resume}')
 
 
+def eval_steps(first_step: int, num_train_steps: int, eval_every_steps: int,
+               evaluate_last: bool = True) -> list[int]:
+  """The steps after `first_step` that training scores: every
+  eval_every_steps, and the last step when `evaluate_last`."""
+  steps = list(range(first_step + 1, num_train_steps + 1))
+  return [s for s in steps if s % eval_every_steps == 0 or
+          (evaluate_last and s == num_train_steps)]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        evaluate_last: bool = True) -> dict[str, float]:
   """Trains, evaluates on config.data.eval_split, checkpoints; resumable.
@@ -1032,7 +1052,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     logging.info('Resumed from the checkpoint at step %d in %s',
                  int(state.step), manager.directory)
   elif config.init_from:
-    state = place_state(warm_start_state(state, tx, config.init_from), mesh)
+    state = place_state(
+        warm_start_state(state, tx, config.init_from,
+                         config.get('init_layers', 'tower')), mesh)
   is_main = jax.process_index() == 0
   if is_main:
     write_config(config, workdir)
@@ -1043,8 +1065,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   train_step = make_train_step(model, tx, config, mesh)
   predict_fn = make_predict_fn(model, config, mesh=mesh)
   first_step = int(state.step)
+  scored = eval_steps(first_step, config.num_train_steps,
+                      config.eval_every_steps, evaluate_last)
   reporter = writers.ProgressReporter(config.num_train_steps,
-                                      config.log_every_steps, first_step)
+                                      config.log_every_steps, first_step,
+                                      scored)
   last_saved = manager.latest_step()
   eval_metrics: dict[str, float] = {}
   logging.info('Training steps %d..%d on %s (%d examples) over %d '
@@ -1065,8 +1090,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         state, metrics = train_step(state, inputs, targets, indices)
         is_last = step == config.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
-        eval_now = (step % config.eval_every_steps == 0 or
-                    is_last and evaluate_last)
+        eval_now = step in scored
         # Every eval step is saved too, so the best checkpoint is kept.
         save_now = (step % config.checkpoint_every_steps == 0 or is_last or
                     eval_now)
@@ -1084,9 +1108,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                         eval_split, config)
           # With a moving average, the live parameters are scored too, so
           # the average's gain is visible (eval_seconds covers both).
-          live = (None if state.ema_params is None else
+          live = (None if state.ema_params is None or
+                  not config.eval.get('score_live_params', True) else
                   evaluate_split(predict_fn, state.params, eval_split, config))
           eval_metrics['eval_seconds'] = time.perf_counter() - start
+          reporter.pause(eval_metrics['eval_seconds'], evaluation=True)
           writer.write_scalars(step, {f'{config.data.eval_split}/{k}': v
                                       for k, v in eval_metrics.items()})
           if live is not None:
@@ -1095,7 +1121,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 for k, v in live.items()})
           score = eval_metrics[evaluate.headline_metric(eval_metrics)]
         if save_now:
+          start = time.perf_counter()
           checkpoints.save(manager, step, state, score)
+          reporter.pause(time.perf_counter() - start)
           last_saved = step
         signal_number = stop_requested()
         if signal_number is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from absl import logging
@@ -64,22 +64,42 @@ class MetricWriter:
 
 class ProgressReporter:
   """Logs steps/s and the ETA every `every_steps` steps (like clu's
-  ReportProgress), and returns them as scalars for the writer."""
+  ReportProgress), and returns them as scalars for the writer.
 
-  def __init__(self, num_train_steps: int, every_steps: int, first_step: int):
+  steps/s counts training alone: time reported by `pause` (evaluations,
+  checkpoint writes) is left out of it, and the ETA adds the remaining
+  evaluations (`eval_steps`, the steps still to be scored) at the last one's
+  measured time (a step logged and scored logs first).
+  """
+
+  def __init__(self, num_train_steps: int, every_steps: int, first_step: int,
+               eval_steps: Sequence[int] = ()):
     self._num_train_steps = num_train_steps
     self._every_steps = max(1, every_steps)
     self._last_step = first_step
     self._last_time = time.perf_counter()
+    self._paused = 0.0
+    self._eval_steps = sorted(eval_steps)
+    self._eval_seconds = 0.0
+
+  def pause(self, seconds: float, evaluation: bool = False) -> None:
+    """Leaves `seconds` of non-training work out of steps/s; an evaluation's
+    time also prices the evaluations still to come in the ETA."""
+    self._paused += seconds
+    if evaluation:
+      self._eval_seconds = seconds
 
   def __call__(self, step: int) -> dict[str, float] | None:
     if step % self._every_steps and step != self._num_train_steps:
       return None
     now = time.perf_counter()
-    steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    self._last_step, self._last_time = step, now
+    train_seconds = max(now - self._last_time - self._paused, 1e-9)
+    steps_per_sec = (step - self._last_step) / train_seconds
+    self._last_step, self._last_time, self._paused = step, now, 0.0
     remaining = self._num_train_steps - step
-    eta = remaining / steps_per_sec if steps_per_sec > 0 else float('inf')
+    evals_left = sum(s >= step for s in self._eval_steps)
+    eta = (remaining / steps_per_sec if steps_per_sec > 0 else float('inf'))
+    eta += evals_left * self._eval_seconds
     logging.info('step %d/%d (%.1f%%), %.2f steps/s, ETA %s', step,
                  self._num_train_steps, 100.0 * step / self._num_train_steps,
                  steps_per_sec, format_seconds(eta))

@@ -47,6 +47,25 @@ def test_warm_start_from_a_different_tower_is_a_clear_error(tmp_path):
     checkpoints.warm_start(_params('value_net', 0), path)
 
 
+def test_warm_start_of_every_layer_continues_a_value_net(tmp_path):
+  trained = _params('value_net', 1)
+  path = str(tmp_path / 'dvn.npz')
+  checkpoints.save_params(trained, path, dtype='float16')
+
+  started, copied = checkpoints.warm_start(_params('value_net', 2), path, '')
+
+  assert 'fc0/kernel' in copied and 'tower/conv0/kernel' in copied
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-2),
+               started, trained)
+
+
+def test_warm_start_of_every_layer_from_an_fcn_is_a_clear_error(tmp_path):
+  path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(_params('fcn', 1), path)
+  with pytest.raises(CheckpointError, match='init_layers=all needs an export'):
+    checkpoints.warm_start(_params('value_net', 0), path, '')
+
+
 def test_warm_start_needs_tower_layers(tmp_path):
   path = str(tmp_path / 'empty.npz')
   np.savez(path, other=np.zeros(3))

@@ -157,6 +157,32 @@ def damage(step_dir: pathlib.Path) -> None:
       f.truncate(100)
 
 
+def test_live_parameters_are_scored_only_when_asked(tmp_path):
+  config = horses_config.get_config('smoke')
+  config.ema_decay = 0.5
+  config.eval.score_live_params = False
+  metrics = train.train_and_evaluate(config, str(tmp_path))
+  assert np.isfinite(metrics['mean_iou'])
+  lines = (tmp_path / 'metrics.jsonl').read_text()
+  assert 'val/mean_iou' in lines and 'val_live_params' not in lines
+
+
+def test_init_layers_all_continues_an_exported_value_net(tmp_path):
+  """A float16 export starts every layer of a new run (fresh optimizer)."""
+  config = horses_config.get_config('smoke')
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'a'))
+  exported = str(tmp_path / 'a.npz')
+  train.export_params(config, str(tmp_path / 'a'), exported, dtype='float16')
+  config.init_from, config.init_layers = exported, 'all'
+  config.num_train_steps = 1   # one Adam step moves a weight <= ~3e-4
+  train.train_and_evaluate(config, str(tmp_path / 'b'), evaluate_last=False)
+  started = train.restore_state(train.create_model(config), config,
+                                str(tmp_path / 'b'))
+  np.testing.assert_allclose(started.params['fc0']['kernel'],
+                             np.load(exported)['fc0/kernel'], atol=1e-3)
+
+
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
   args = (SMOKE, f'--workdir={tmp_path}', '--config.checkpoint_every_steps=3')
   assert run_main(*args).returncode == 0          # checkpoints 3 and 6

@@ -271,6 +271,7 @@ def test_released_ensembles_of_the_best_result_fit_their_configs(
     ('optimizer.name', 'rmsprop', 'optimizer.name'),
     ('tuples.mix.inference', -0.5, 'weights'),
     ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
+    ('init_layers', 'heads', 'init_layers must be one of'),
     ('ema_decay', 1.0, 'ema_decay'),
     ('tuples.echo', 0, 'tuples.echo must be an integer >= 1'),
     ('augment.scale', 1.0, r'augment.scale must be in \[0, 1\)'),
