@@ -1001,6 +1001,10 @@ def _check_finite(step: int, metrics: dict[str, float],
         f'{resume}')
 
 
+# (train split, eval split) pairs whose evaluation scores training data.
+TRAINED_ON = {('trainval', 'val'), ('trainval', 'train')}
+
+
 def eval_steps(first_step: int, num_train_steps: int, eval_every_steps: int,
                evaluate_last: bool = True) -> list[int]:
   """The steps after `first_step` that training scores: every
@@ -1025,6 +1029,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     train_split = without_fold(train_split, config.data.num_folds,
                                config.data.held_out_fold)
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
+  if (config.data.train_split, config.data.eval_split) in TRAINED_ON:
+    logging.warning('data.eval_split=%s is part of data.train_split=%s: its '
+                    'scores are not held out (a final train+val run; score '
+                    'test with --mode=evaluate)', config.data.eval_split,
+                    config.data.train_split)
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   parallel.check_divisible(config.batch_size, mesh, 'batch_size')
   if config.model.name not in models.CLASSIFIERS:

@@ -2,6 +2,7 @@
 divergence, determinism, checkpoint retention, bad input."""
 
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -308,3 +309,13 @@ def test_checkpoint_with_arrays_the_config_lacks_is_another_configs(tmp_path):
   restored = checkpoints.restore_latest(
       manager, {'w': np.zeros(4, np.float32), 'ema': None})
   np.testing.assert_array_equal(restored['w'], np.ones(4))
+
+
+def test_scoring_a_split_trained_on_warns(tmp_path, caplog):
+  config = horses_config.get_config('smoke')
+  config.num_train_steps = 1
+  config.data.train_split = 'trainval'
+  with caplog.at_level(logging.WARNING):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert 'data.eval_split=val is part of data.train_split=trainval' in (
+      caplog.text)
