@@ -304,6 +304,19 @@ def _members(arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
           for i in range(biases[0].shape[0])]
 
 
+def member_params(path: str, index: int) -> dict[str, np.ndarray]:
+  """Member `index` of an ensemble file, by flat name: one network's file
+  again, e.g. to continue training it (`init_layers=all`)."""
+  members = _members(read_params(path))
+  if len(members) == 1:
+    raise CheckpointError(f'{path} holds one network, not an ensemble; use '
+                          'it as it is')
+  if not 0 <= index < len(members):
+    raise CheckpointError(f'{path} has members 0..{len(members) - 1}, not '
+                          f'{index}')
+  return members[index]
+
+
 def stack_params(paths: list[str]) -> dict[str, np.ndarray]:
   """The parameter files of several networks of one model, stacked on a new
   leading axis (the ensemble's members, in order), by flat name. A file

@@ -10,6 +10,12 @@ The ensemble file is used wherever a parameter file is (`--mode=evaluate
 --params=...`, `dvn_jax.predict`, `dvn_jax.figures`) with the members'
 config: each member runs its own inference and their soft outputs are
 averaged before the threshold (`train.averaged_over_members`).
+
+`--member=K` with one ensemble file writes its member K alone (to continue
+training that network: `--config.init_from=FILE --config.init_layers=all`):
+
+  python -m dvn_jax.ensemble --member=0 --output=/tmp/m0.npz \
+      released/horses_dvn_long_pair.npz
 """
 
 from __future__ import annotations
@@ -23,11 +29,23 @@ from dvn_jax import cli
 _OUTPUT = flags.DEFINE_string('output', None, 'The ensemble file to write.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
                            'Storage type of the ensemble file.')
+_MEMBER = flags.DEFINE_integer(
+    'member', None, 'Write this member (0, 1, ...) of one ensemble file '
+    'alone, instead of stacking files.')
 flags.mark_flags_as_required(['output'])
 
 
 def main(argv):
   paths = argv[1:]
+  if _MEMBER.value is not None:
+    if len(paths) != 1:
+      cli.fail('--member takes one ensemble file')
+    with cli.reporting_errors():
+      checkpoints.save_params(
+          checkpoints.member_params(paths[0], _MEMBER.value), _OUTPUT.value,
+          _DTYPE.value)
+    print(f'wrote {_OUTPUT.value} (member {_MEMBER.value} of {paths[0]})')
+    return
   if len(paths) < 2:
     cli.fail('name two or more parameter files (--mode=export of each run)')
   with cli.reporting_errors():

@@ -2,6 +2,7 @@
 
 import logging
 
+import flax
 import jax
 import numpy as np
 import pytest
@@ -106,6 +107,17 @@ def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
   grown = checkpoints.stack_params([pair, paths[2]])
   for name, stacked in checkpoints.read_params(ensemble).items():
     np.testing.assert_array_equal(grown[name], stacked)
+  # Each member comes back out alone; a single network or a wrong index
+  # is an error.
+  for i, params in enumerate(members):
+    flat = checkpoints.member_params(ensemble, i)
+    for name, value in flax.traverse_util.flatten_dict(params,
+                                                       sep='/').items():
+      np.testing.assert_array_equal(flat[name], value)
+  with pytest.raises(CheckpointError, match='members 0..2, not 3'):
+    checkpoints.member_params(ensemble, 3)
+  with pytest.raises(CheckpointError, match='holds one network'):
+    checkpoints.member_params(paths[0], 0)
 
 
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):

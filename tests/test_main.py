@@ -52,6 +52,15 @@ def test_train_resume_and_evaluate(tmp_path):
   from_ensemble = run_main(SMOKE, '--mode=evaluate', f'--params={ensemble_file}')
   assert from_ensemble.returncode == 0, from_ensemble.stderr[-2000:]
   assert from_ensemble.stdout == evaluated.stdout
+  member_file = tmp_path / 'member.npz'
+  unstacked = run_main(f'--output={member_file}', '--member=1',
+                       str(ensemble_file), module='dvn_jax.ensemble')
+  assert unstacked.returncode == 0, unstacked.stderr[-2000:]
+  from_member = run_main(SMOKE, '--mode=evaluate', f'--params={member_file}')
+  assert from_member.stdout == evaluated.stdout
+  line = _one_line_error(run_main(f'--output={member_file}', '--member=2',
+                                  str(ensemble_file), module='dvn_jax.ensemble'))
+  assert 'members 0..1, not 2' in line
   line = _one_line_error(run_main(f'--output={ensemble_file}', str(params_file),
                                   module='dvn_jax.ensemble'))
   assert 'two or more parameter files' in line
