@@ -68,7 +68,9 @@ def make_flags_parser(config_flag: flags.FlagHolder
     except flags.Error as e:
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]
       if any(line.startswith('Traceback') for line in lines):  # get_config
-        fail(f'{lines[0].split(":")[0]}: {lines[-1]}')
+        # lines[0]: 'flag --config=FILE[:arg]: Error whilst parsing ...';
+        # keep the flag with its `:arg` (the colon there has no space).
+        fail(f'{lines[0].split(": ")[0]}: {lines[-1]}')
       fail(' '.join(lines))
     except OSError as e:  # the config file is missing or does not import
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -128,6 +128,12 @@ def test_unknown_config_key_is_one_clear_line(tmp_path):
   assert "unknown config field 'lr'" in line and '--config.optimizer.lr' in line
 
 
+def test_unknown_config_argument_is_one_line_naming_the_whole_flag(tmp_path):
+  line = _one_line_error(run_main(f'{SMOKE},moon', f'--workdir={tmp_path}'))
+  assert f'{SMOKE},moon' in line
+  assert "unknown config argument(s) ['moon']" in line
+
+
 def test_misspelt_config_key_names_the_close_field(tmp_path):
   line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path}',
                                   '--config.optimizer.learning_rat=0.1'))

@@ -304,8 +304,12 @@ def test_fcn_config_ema_option_and_unknown_ones_fail():
   assert default.ema_decay == 0.0 and default.num_train_steps == 3000
   assert ema.ema_decay == 0.999 and ema.num_train_steps == 6000
   assert ema.model.name == 'fcn' and ema.batch_size == default.batch_size
+  smoke = fcn_config_module.get_config('smoke')
   assert fcn_config_module.get_config('ema,smoke').num_train_steps == (
-      fcn_config_module.get_config('smoke').num_train_steps)
+      smoke.num_train_steps)
+  # smoke keeps the value net's small smoke batch, not the FCN's 32.
+  assert smoke.batch_size == horses_config.get_config('smoke').batch_size
+  assert default.batch_size == 32
   with pytest.raises(ValueError, match="unknown config argument.*'chains'"):
     fcn_config_module.get_config('ema,chains')
 
