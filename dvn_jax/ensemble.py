@@ -36,22 +36,18 @@ flags.mark_flags_as_required(['output'])
 
 
 def main(argv):
-  paths = argv[1:]
-  if _MEMBER.value is not None:
-    if len(paths) != 1:
-      cli.fail('--member takes one ensemble file')
-    with cli.reporting_errors():
-      checkpoints.save_params(
-          checkpoints.member_params(paths[0], _MEMBER.value), _OUTPUT.value,
-          _DTYPE.value)
-    print(f'wrote {_OUTPUT.value} (member {_MEMBER.value} of {paths[0]})')
-    return
-  if len(paths) < 2:
+  paths, member = argv[1:], _MEMBER.value
+  if member is not None and len(paths) != 1:
+    cli.fail('--member takes one ensemble file')
+  if member is None and len(paths) < 2:
     cli.fail('name two or more parameter files (--mode=export of each run)')
   with cli.reporting_errors():
-    checkpoints.save_params(checkpoints.stack_params(paths), _OUTPUT.value,
-                            _DTYPE.value)
-  print(f'wrote {_OUTPUT.value} ({len(paths)} members)')
+    params = (checkpoints.stack_params(paths) if member is None else
+              checkpoints.member_params(paths[0], member))
+    checkpoints.save_params(params, _OUTPUT.value, _DTYPE.value)
+  written = (f'{len(paths)} members' if member is None else
+             f'member {member} of {paths[0]}')
+  print(f'wrote {_OUTPUT.value} ({written})')
 
 
 if __name__ == '__main__':

@@ -57,6 +57,7 @@ def test_train_resume_and_evaluate(tmp_path):
                        str(ensemble_file), module='dvn_jax.ensemble')
   assert unstacked.returncode == 0, unstacked.stderr[-2000:]
   from_member = run_main(SMOKE, '--mode=evaluate', f'--params={member_file}')
+  assert from_member.returncode == 0, from_member.stderr[-2000:]
   assert from_member.stdout == evaluated.stdout
   line = _one_line_error(run_main(f'--output={member_file}', '--member=2',
                                   str(ensemble_file), module='dvn_jax.ensemble'))
