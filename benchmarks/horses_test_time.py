@@ -3,9 +3,11 @@
   python benchmarks/horses_test_time.py --workdir=/tmp/horses \
       [--config=configs/horses.py] [--variants=default,crops81,steps50] \
       [--thresholds=0.4,0.5,0.6] [--output=test_time.md]
+  python benchmarks/horses_test_time.py --params=pair.npz [...]
 
 Scores the workdir's latest checkpoint (trained on train: val must be held
-out) on val with the config's test-time inference ('default') and with each
+out), or an exported file (`--params`: one network, or an ensemble stacked
+by `python -m dvn_jax.ensemble`, also trained on train only) on val with the config's test-time inference ('default') and with each
 variant, one test-time field changed at a time: number of crops, ascent
 steps, ascent step size, joint inference. One inference per variant gives
 the soft masks; every threshold is scored from them. Test-time settings,
@@ -51,6 +53,10 @@ _CONFIG = config_flags.DEFINE_config_file(
                            'horses.py'), 'Config of the trained run.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A run trained on train.')
+_PARAMS = flags.DEFINE_string(
+    'params', None, 'An exported parameter file (one network or a stacked '
+    'ensemble) trained on train, instead of --workdir. A file does not record '
+    'its training split: the caller vouches that val was held out.')
 _VARIANTS = flags.DEFINE_list('variants', list(VARIANTS),
                               f'Variants to score, of {list(VARIANTS)}.')
 _THRESHOLDS = flags.DEFINE_list('thresholds', ['0.3', '0.4', '0.5', '0.6',
@@ -62,7 +68,6 @@ _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 0, 'Score only the first N images (0: all); for quick '
     'checks of the script, not for results.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
-flags.mark_flags_as_required(['workdir'])
 
 
 def variant_config(base, overrides: dict[str, object]):
@@ -94,20 +99,29 @@ def score_thresholds(soft, masks, thresholds: list[float]
           for t in thresholds}
 
 
-def run(base, workdir: str, names: list[str], thresholds: list[float],
-        split_name: str, num_images: int = 0) -> list[dict]:
-  """One record per variant: its overrides, seconds and IoU per threshold."""
+def run(base, workdir: str | None, names: list[str], thresholds: list[float],
+        split_name: str, num_images: int = 0,
+        params_path: str | None = None) -> list[dict]:
+  """One record per variant: its overrides, seconds and IoU per threshold.
+
+  The network is the workdir's latest checkpoint or, with `params_path`, an
+  exported file (a stacked ensemble averages its members' masks).
+  """
+  if bool(workdir) == bool(params_path):
+    raise ConfigError('pass either --workdir (a run trained on train) or '
+                      '--params (a file exported from one), not both')
   unknown = [n for n in names if n not in VARIANTS]
   if unknown:
     raise ConfigError(f'unknown variant(s) {unknown}; choose from '
                       f'{list(VARIANTS)}')
-  check_held_out(workdir, split_name)
+  if workdir:
+    check_held_out(workdir, split_name)
   split = train.get_split(train.load_data(base), split_name, '--split')
   images, masks = split.images, split.masks
   if num_images:
     images, masks = images[:num_images], masks[:num_images]
   model = train.create_model(base)
-  params = train.load_trained_params(model, base, workdir)
+  params = train.load_trained_params(model, base, workdir, params_path)
   records = []
   for name in names:
     config = variant_config(base, VARIANTS[name])
@@ -150,7 +164,7 @@ def main(argv):
       raise ConfigError(f'--thresholds must be numbers, got '
                         f'{",".join(_THRESHOLDS.value)}') from None
     records = run(_CONFIG.value, _WORKDIR.value, _VARIANTS.value, thresholds,
-                  _SPLIT.value, _NUM_IMAGES.value)
+                  _SPLIT.value, _NUM_IMAGES.value, _PARAMS.value)
   machine.print_and_save(
       table(records, thresholds), _OUTPUT.value,
       f'{machine.describe()}; {_SPLIT.value} split; cells: mean IoU / global '

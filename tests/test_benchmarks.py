@@ -154,3 +154,22 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   not_held_out = run_python(script, config, f'--workdir={trainval_run}')
   assert not_held_out.returncode == 1
   assert "trained on 'trainval'" in not_held_out.stderr
+  # An exported pair (stacked by dvn_jax.ensemble) scores like one network.
+  params_file, pair_file = tmp_path / 'net.npz', tmp_path / 'pair.npz'
+  exported = run_python('-m', 'dvn_jax.main', config, f'--workdir={workdir}',
+                        '--mode=export', f'--params={params_file}')
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  stacked = run_python('-m', 'dvn_jax.ensemble', f'--output={pair_file}',
+                       str(params_file), str(params_file))
+  assert stacked.returncode == 0, stacked.stderr[-2000:]
+  from_file = run_python(script, config, f'--params={pair_file}',
+                         '--variants=default', '--thresholds=0.4,0.5',
+                         '--num_images=3')
+  assert from_file.returncode == 0, from_file.stderr[-2000:]
+  # Two copies of one network average to its own masks: the same scores.
+  assert re.search(r'^default: (.*) \(', from_file.stdout, re.M).group(1) == \
+      re.search(r'^default: (.*) \(', result.stdout, re.M).group(1)
+  both = run_python(script, config, f'--workdir={workdir}',
+                    f'--params={pair_file}')
+  assert both.returncode == 1
+  assert both.stderr.strip().startswith('error: pass either --workdir')
