@@ -7,9 +7,10 @@
 
 Scores the workdir's latest checkpoint (trained on train: val must be held
 out), or an exported file (`--params`: one network, or an ensemble stacked
-by `python -m dvn_jax.ensemble`, also trained on train only) on val with the config's test-time inference ('default') and with each
-variant, one test-time field changed at a time: number of crops, ascent
-steps, ascent step size, joint inference. One inference per variant gives
+by `python -m dvn_jax.ensemble`, also trained on train only), on val with
+the config's test-time inference ('default') and with each variant, one
+test-time field changed at a time: number of crops, ascent steps, ascent
+step size, joint inference. One inference per variant gives
 the soft masks; every threshold is scored from them. Test-time settings,
 like the others, are chosen on val (paper Sec. 5.2): this script refuses
 the test split. Score the chosen setting on test with

@@ -173,3 +173,6 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
                     f'--params={pair_file}')
   assert both.returncode == 1
   assert both.stderr.strip().startswith('error: pass either --workdir')
+  neither = run_python(script, config)
+  assert neither.returncode == 1
+  assert neither.stderr.strip().startswith('error: pass either --workdir')
