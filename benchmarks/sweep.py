@@ -19,6 +19,13 @@ the best val mean IoU, fine-tunes that checkpoint on train+val for
 combination of training and validation sets"), scores test once and exports
 the parameters to <root>/final.npz. Test is never looked at before the
 choice is made.
+
+With --finetune_which=all, phase 2 instead fine-tunes every variant's last
+checkpoint on train+val (side by side), exports both versions of each to
+<root>/<variant>_train.npz and <root>/<variant>_trainval.npz, and scores
+nothing on test: the choice is left to a later val comparison made with
+other test-time settings (e.g. ensembles of seeds, FCN starts), after
+which only the chosen variant's train+val file may be scored on test.
 """
 
 from __future__ import annotations
@@ -60,6 +67,10 @@ _FINETUNE = flags.DEFINE_float('finetune_fraction', 0.25,
 _FINETUNE_DEADLINE = flags.DEFINE_float(
     'finetune_deadline_s', 0.0, 'Phase 2 wall-clock limit in seconds (0: '
     'none); an interrupted fine-tune is scored where it stopped.')
+_FINETUNE_WHICH = flags.DEFINE_enum(
+    'finetune_which', 'best', ['best', 'all'], 'best: fine-tune the (variant, '
+    'step) best on val and score test; all: fine-tune every variant\'s last '
+    'checkpoint, export train-only and train+val files, score no test.')
 _SET = flags.DEFINE_multi_string('set', [], 'field=value override for every '
                                  'run (e.g. eval.batch_size=40).')
 _ONLY = flags.DEFINE_list('only', [], 'Variants to run (default: all).')
@@ -153,38 +164,101 @@ def choose(results: list[RunResult], root: str) -> tuple[RunResult, dict]:
   return max(candidates, key=lambda c: (c[1]['score'], -c[1]['step']))
 
 
+def launch_finetune(root: str, source: str, name: str, step: int,
+                    fraction: float, overrides: dict[str, object]
+                    ) -> tuple[str, dict[str, object], subprocess.Popen]:
+  """Copies <source>'s checkpoint `step` to <root>/<name> and resumes it on
+  train+val for fraction × step more steps; returns (workdir, overrides,
+  process)."""
+  workdir = os.path.join(root, name)
+  shutil.rmtree(workdir, ignore_errors=True)
+  shutil.copytree(os.path.join(source, 'checkpoints', str(step)),
+                  os.path.join(workdir, 'checkpoints', str(step)))
+  total = step + max(1, round(fraction * step))
+  overrides = {**overrides, 'data.train_split': 'trainval',
+               'num_train_steps': total, 'eval_every_steps': 10**9}
+  process = launch(main_command(workdir, overrides),
+                   os.path.join(root, f'{name}.log'))
+  return workdir, overrides, process
+
+
+def run_main(workdir: str, overrides: dict[str, object], *extra: str) -> None:
+  """One `dvn_jax.main` call (evaluate, export) that must succeed."""
+  run = subprocess.run(main_command(workdir, overrides, *extra),
+                       capture_output=True, text=True, cwd=REPO)
+  if run.returncode:
+    raise SystemExit(f'error: {" ".join(extra)} of {workdir} failed: '
+                     f'{run.stderr[-500:]}')
+
+
 def finetune(root: str, best: RunResult, step: int, fraction: float,
              common: dict[str, object], deadline_s: float,
              metric: str) -> dict[str, float]:
   """Phase 2: fine-tune on train+val, score test, export; returns numbers."""
-  workdir = os.path.join(root, 'final')
-  shutil.rmtree(workdir, ignore_errors=True)
-  shutil.copytree(os.path.join(root, best.name, 'checkpoints', str(step)),
-                  os.path.join(workdir, 'checkpoints', str(step)))
-  total = step + max(1, round(fraction * step))
-  overrides = {**common, **best.overrides, 'data.train_split': 'trainval',
-               'num_train_steps': total, 'eval_every_steps': 10**9}
   start = time.time()
-  process = launch(main_command(workdir, overrides),
-                   os.path.join(root, 'final.log'))
+  workdir, overrides, process = launch_finetune(
+      root, os.path.join(root, best.name), 'final', step, fraction,
+      {**common, **best.overrides})
   wait_all({'fine-tuning': process},
            start + deadline_s if deadline_s > 0 else None)
   seconds = time.time() - start
   done = max(checkpoint_steps(workdir))
   if process.returncode and done == step:
     raise SystemExit(f'error: fine-tuning failed; see {root}/final.log')
-  params = os.path.join(root, 'final.npz')
-  for extra in (['--mode=evaluate', '--split=test'],
-                ['--mode=export', f'--params={params}']):
-    run = subprocess.run(main_command(workdir, overrides, *extra),
-                         capture_output=True, text=True, cwd=REPO)
-    if run.returncode:
-      raise SystemExit(f'error: {" ".join(extra)} failed: {run.stderr[-500:]}')
+  run_main(workdir, overrides, '--mode=evaluate', '--split=test')
+  run_main(workdir, overrides, '--mode=export',
+           f'--params={os.path.join(root, "final.npz")}')
   with open(os.path.join(workdir, 'eval_test.json')) as f:
     test = json.load(f)
   return {'finetune_steps': done - step, 'finetune_seconds': seconds,
           'test_score': test[metric],
           'test_second': test.get(SECOND.get(metric, ''), math.nan)}
+
+
+def finetune_all(root: str, results: list[RunResult], fraction: float,
+                 common: dict[str, object], deadline_s: float
+                 ) -> dict[str, dict[str, float]]:
+  """Phase 2 of --finetune_which=all: every variant's last checkpoint
+  fine-tuned on train+val side by side; both versions exported; no test.
+  Returns {variant: {'step', 'finetune_steps', 'finetune_seconds'}}."""
+  start = time.time()
+  runs = {}
+  for r in results:
+    if not r.steps_done:
+      print(f'{r.name}: no checkpoint; skipped', flush=True)
+      continue
+    runs[r.name] = (r.steps_done, *launch_finetune(
+        root, os.path.join(root, r.name), f'{r.name}_tv', r.steps_done,
+        fraction, {**common, **r.overrides}))
+  if not runs:
+    raise SystemExit(f'error: no variant left a checkpoint; see the logs in '
+                     f'{root}')
+  wait_all({name: run[3] for name, run in runs.items()},
+           start + deadline_s if deadline_s > 0 else None)
+  seconds = time.time() - start
+  done, exports = {}, {}
+  for r in results:
+    if r.name not in runs:
+      continue
+    step, workdir, overrides, _ = runs[r.name]
+    reached = max(checkpoint_steps(workdir))
+    exports[f'{r.name}_train'] = main_command(
+        os.path.join(root, r.name), {**common, **r.overrides},
+        '--mode=export', f'--params={root}/{r.name}_train.npz')
+    if reached > step:
+      exports[f'{r.name}_trainval'] = main_command(
+          workdir, overrides, '--mode=export',
+          f'--params={root}/{r.name}_trainval.npz')
+    done[r.name] = {'step': step, 'finetune_steps': reached - step,
+                    'finetune_seconds': seconds}
+  processes = {name: launch(command, os.path.join(root, f'{name}_export.log'))
+               for name, command in exports.items()}
+  wait_all(processes, None)
+  failed = sorted(n for n, p in processes.items() if p.returncode)
+  if failed:
+    raise SystemExit(f'error: export failed for {failed}; see '
+                     f'{root}/<name>_export.log')
+  return done
 
 
 def when(seconds: float) -> str:
@@ -199,8 +273,8 @@ def score_text(e: dict[str, float]) -> str:
           f'{e["score"]:.1f} / {e["second"]:.1f}')
 
 
-def report(results: list[RunResult], best: RunResult, best_eval: dict,
-           final: dict[str, float], machine_line: str, metric: str) -> str:
+def report(results: list[RunResult], machine_line: str, metric: str) -> str:
+  """The phase-1 table: one row per variant with its val curve."""
   names = metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
   lines = [f'{machine_line}; {len(results)} runs side by side.', '',
            f'| variant | overrides | steps | steps/s | best val {names} '
@@ -214,12 +288,27 @@ def report(results: list[RunResult], best: RunResult, best_eval: dict,
     overrides = ', '.join(f'{k}={v}' for k, v in r.overrides.items()) or '-'
     lines.append(f'| {r.name} | {overrides} | {r.steps_done} | '
                  f'{r.steps_per_sec:.1f} | {best_text} | {curve} |')
+  return '\n'.join(lines) + '\n'
+
+
+def chosen_text(best: RunResult, best_eval: dict, final: dict[str, float],
+                metric: str) -> str:
+  names = metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
   test = {'score': final['test_score'], 'second': final['test_second']}
-  lines += ['', f'Chosen on val: **{best.name}** at step {best_eval["step"]} '
-            f'(val {names} {score_text(best_eval)}); fine-tuned on train+val '
-            f'for {final["finetune_steps"]} steps ({final["finetune_seconds"]:.0f}'
-            f' s, start-up included): **test {names} {score_text(test)}**.', '']
-  return '\n'.join(lines)
+  return (f'\nChosen on val: **{best.name}** at step {best_eval["step"]} '
+          f'(val {names} {score_text(best_eval)}); fine-tuned on train+val '
+          f'for {final["finetune_steps"]} steps ({final["finetune_seconds"]:.0f}'
+          f' s, start-up included): **test {names} {score_text(test)}**.\n')
+
+
+def finetuned_text(done: dict[str, dict[str, float]]) -> str:
+  seconds = max((d['finetune_seconds'] for d in done.values()), default=0)
+  rows = ', '.join(f'{name} {d["step"]} + {d["finetune_steps"]}'
+                   for name, d in done.items())
+  return (f'\nEvery variant fine-tuned on train+val side by side '
+          f'({seconds:.0f} s, start-up included; steps on train + on '
+          f'train+val: {rows}); exported as <variant>_train.npz and '
+          '<variant>_trainval.npz. No choice made and no test scored.\n')
 
 
 def main(argv):
@@ -254,14 +343,19 @@ def main(argv):
                        _METRIC.value) for name, overrides in sweep.items()]
   with open(os.path.join(root, 'phase1.json'), 'w') as f:
     json.dump([dataclasses.asdict(r) for r in results], f, indent=1)
-  best, best_eval = choose(results, root)
-  print(f'chosen on val: {best.name} at step {best_eval["step"]} '
-        f'(val {_METRIC.value} {best_eval["score"]:.2f})', flush=True)
-  final = finetune(root, best, int(best_eval['step']), _FINETUNE.value, common,
-                   _FINETUNE_DEADLINE.value, _METRIC.value)
   import machine  # pylint: disable=g-import-not-at-top  (imports jax)
-  text = report(results, best, best_eval, final, machine.describe(),
-                _METRIC.value)
+  text = report(results, machine.describe(), _METRIC.value)
+  if _FINETUNE_WHICH.value == 'all':
+    done = finetune_all(root, results, _FINETUNE.value, common,
+                        _FINETUNE_DEADLINE.value)
+    text += finetuned_text(done)
+  else:
+    best, best_eval = choose(results, root)
+    print(f'chosen on val: {best.name} at step {best_eval["step"]} '
+          f'(val {_METRIC.value} {best_eval["score"]:.2f})', flush=True)
+    final = finetune(root, best, int(best_eval['step']), _FINETUNE.value,
+                     common, _FINETUNE_DEADLINE.value, _METRIC.value)
+    text += chosen_text(best, best_eval, final, _METRIC.value)
   print(text)
   if _OUTPUT.value:
     with open(_OUTPUT.value, 'w') as f:

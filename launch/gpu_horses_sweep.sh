@@ -11,14 +11,7 @@ phase1=${2:-300}
 phase2=${3:-100}
 root=${SWEEP_ROOT:-/tmp/horses_sweep}  # an existing root resumes its runs
 mkdir -p "$out"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
-nvidia-smi -L 2>/dev/null
-python3 -c 'import jax, flax, optax, orbax.checkpoint as o; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, jax.devices())'
+. launch/gpu_env.sh
 python3 benchmarks/sweep.py --root=$root --steps=1000000 \
   --eval_every=2000 --deadline_s="$phase1" --finetune_deadline_s="$phase2" \
   --set=eval.batch_size=40 --output="$out/sweep.md" "${@:4}" 2>&1 | tee "$out/sweep.log"
