@@ -11,7 +11,10 @@ by `python -m dvn_jax.ensemble`, also trained on train only), on val with
 the config's test-time inference ('default') and with each variant, one
 test-time field changed at a time: number of crops, ascent steps, ascent
 step size, joint inference. One inference per variant gives
-the soft masks; every threshold is scored from them. Test-time settings,
+the soft masks; every threshold is scored from them. With --fcn_weights
+(and eval.fcn.params set) each variant's value-net masks are also averaged
+with the FCNs' at each weight w, (1 - w) DVN + w FCN, from the same
+inference (eval.fcn.start_scale still sets where it starts). Test-time settings,
 like the others, are chosen on val (paper Sec. 5.2): this script refuses
 the test split. Score the chosen setting on test with
 `python -m dvn_jax.main --mode=evaluate --config.eval.<field>=<value>`.
@@ -23,14 +26,18 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 
 import machine
+import numpy as np
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from dvn_jax import cli
 from dvn_jax import evaluate
+from dvn_jax import inference
+from dvn_jax import input_pipeline
 from dvn_jax import sweeps
 from dvn_jax import train
 from dvn_jax.errors import ConfigError
@@ -68,6 +75,10 @@ _SPLIT = flags.DEFINE_enum('split', 'val', ['val', 'train'],
 _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 0, 'Score only the first N images (0: all); for quick '
     'checks of the script, not for results.')
+_FCN_WEIGHTS = flags.DEFINE_list(
+    'fcn_weights', [], 'Weights w of the FCN masks (eval.fcn.params) in '
+    '(1 - w) DVN + w FCN, each scored from one inference per variant '
+    '(default: the config\'s eval.fcn.weight alone).')
 _OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
 
 
@@ -100,13 +111,36 @@ def score_thresholds(soft, masks, thresholds: list[float]
           for t in thresholds}
 
 
+def fcn_masks_fn(config, images) -> Callable[[int], np.ndarray]:
+  """num_crops -> the FCNs' (eval.fcn.params) soft foreground masks of
+  `images`, averaged over that many crops (computed once per count)."""
+  if not config.eval.fcn.params:
+    raise ConfigError('--fcn_weights needs --config.eval.fcn.params (an '
+                      'FCN file or a stacked ensemble of FCNs)')
+  probabilities = train.load_fcn(config, config.eval.fcn.params,
+                                 'eval.fcn.params')
+  floats = input_pipeline.images_to_float(images)
+
+  @functools.cache
+  def masks(num_crops: int) -> np.ndarray:
+    offsets = inference.crop_offsets(config.image_size, config.crop_size,
+                                     num_crops)
+    return np.asarray(train.fcn_soft_masks(probabilities, floats, offsets,
+                                           config.crop_size))[..., 0]
+  return masks
+
+
 def run(base, workdir: str | None, names: list[str], thresholds: list[float],
         split_name: str, num_images: int = 0,
-        params_path: str | None = None) -> list[dict]:
-  """One record per variant: its overrides, seconds and IoU per threshold.
+        params_path: str | None = None,
+        fcn_weights: list[float] | None = None) -> list[dict]:
+  """One record per variant (and FCN weight): its overrides, seconds and IoU
+  per threshold.
 
   The network is the workdir's latest checkpoint or, with `params_path`, an
-  exported file (a stacked ensemble averages its members' masks).
+  exported file (a stacked ensemble averages its members' masks). With
+  `fcn_weights`, the value net's masks are inferred once per variant and
+  averaged with the FCNs' at each weight.
   """
   if bool(workdir) == bool(params_path):
     raise ConfigError('pass either --workdir (a run trained on train) or '
@@ -121,22 +155,32 @@ def run(base, workdir: str | None, names: list[str], thresholds: list[float],
   images, masks = split.images, split.masks
   if num_images:
     images, masks = images[:num_images], masks[:num_images]
+  fcn_masks = fcn_masks_fn(base, images) if fcn_weights else None
   model = train.create_model(base)
   params = train.load_trained_params(model, base, workdir, params_path)
   records = []
   for name in names:
-    config = variant_config(base, VARIANTS[name])
+    overrides = dict(VARIANTS[name])
+    if fcn_weights:
+      overrides['eval.fcn.weight'] = 0.0   # the DVN's masks alone; mixed below
+    config = variant_config(base, overrides)
     predict = functools.partial(train.make_predict_fn(model, config), params)
     start = time.perf_counter()
     soft = evaluate.predict_in_batches(predict, images,
                                        config.eval.batch_size)[..., 0]
-    record = {'variant': name, 'overrides': VARIANTS[name],
-              'seconds': time.perf_counter() - start,
-              'scores': score_thresholds(soft, masks, thresholds)}
-    records.append(record)
-    at = {t: f'{s["mean_iou"]:.2f}/{s["global_iou"]:.2f}'
-          for t, s in record['scores'].items()}
-    print(f'{name}: {at} ({record["seconds"]:.0f} s)', flush=True)
+    seconds = time.perf_counter() - start
+    mixes = {None: soft} if not fcn_weights else {
+        w: (1.0 - w) * soft + w * fcn_masks(config.eval.num_crops)
+        for w in fcn_weights}
+    for weight, mixed in mixes.items():
+      label = name if weight is None else f'{name}, FCN w {weight:g}'
+      record = {'variant': label, 'overrides': VARIANTS[name],
+                'seconds': seconds,
+                'scores': score_thresholds(mixed, masks, thresholds)}
+      records.append(record)
+      at = {t: f'{s["mean_iou"]:.2f}/{s["global_iou"]:.2f}'
+            for t, s in record['scores'].items()}
+      print(f'{label}: {at} ({seconds:.0f} s)', flush=True)
   return records
 
 
@@ -164,8 +208,13 @@ def main(argv):
     except ValueError:
       raise ConfigError(f'--thresholds must be numbers, got '
                         f'{",".join(_THRESHOLDS.value)}') from None
+    try:
+      fcn_weights = [float(w) for w in _FCN_WEIGHTS.value]
+    except ValueError:
+      raise ConfigError(f'--fcn_weights must be numbers, got '
+                        f'{",".join(_FCN_WEIGHTS.value)}') from None
     records = run(_CONFIG.value, _WORKDIR.value, _VARIANTS.value, thresholds,
-                  _SPLIT.value, _NUM_IMAGES.value, _PARAMS.value)
+                  _SPLIT.value, _NUM_IMAGES.value, _PARAMS.value, fcn_weights)
   machine.print_and_save(
       table(records, thresholds), _OUTPUT.value,
       f'{machine.describe()}; {_SPLIT.value} split; cells: mean IoU / global '

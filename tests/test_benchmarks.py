@@ -176,3 +176,36 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   neither = run_python(script, config)
   assert neither.returncode == 1
   assert neither.stderr.strip().startswith('error: pass either --workdir')
+
+
+def test_test_time_script_mixes_fcn_masks_as_evaluation_does(tmp_path):
+  """--fcn_weights mixes one inference's masks with the FCNs' at each weight;
+  each weight must score what the config's own eval.fcn.weight scores."""
+  workdir, fcn_dir = tmp_path / 'run', tmp_path / 'fcn'
+  fcn_config = f'--config={REPO / "configs" / "horses_fcn.py"}:smoke'
+  fcn_file = tmp_path / 'fcn.npz'
+  for args in ((HORSES_SMOKE, f'--workdir={workdir}'),
+               (fcn_config, f'--workdir={fcn_dir}'),
+               (fcn_config, f'--workdir={fcn_dir}', '--mode=export',
+                f'--params={fcn_file}')):
+    done = run_python('-m', 'dvn_jax.main', *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+  script = benchmark('horses_test_time.py')
+  common = (HORSES_SMOKE, f'--workdir={workdir}', '--variants=crops9',
+            '--thresholds=0.4,0.5', '--num_images=3',
+            f'--config.eval.fcn.params={fcn_file}',
+            '--config.eval.fcn.start_scale=0.1')
+  swept = run_python(script, *common, '--fcn_weights=0.0,0.6')
+  assert swept.returncode == 0, swept.stderr[-2000:]
+  lines = dict(re.findall(r'^(crops9, FCN w [\d.]+): (.*) \(', swept.stdout,
+                          re.M))
+  assert set(lines) == {'crops9, FCN w 0', 'crops9, FCN w 0.6'}
+  for weight in ('0', '0.6'):
+    alone = run_python(script, *common, f'--config.eval.fcn.weight={weight}')
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    expected = re.search(r'^crops9: (.*) \(', alone.stdout, re.M).group(1)
+    assert lines[f'crops9, FCN w {weight}'] == expected
+  no_fcn = run_python(script, HORSES_SMOKE, f'--workdir={workdir}',
+                      '--fcn_weights=0.5')
+  assert no_fcn.returncode == 1
+  assert no_fcn.stderr.strip().startswith('error: --fcn_weights needs')
