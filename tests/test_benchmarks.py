@@ -110,6 +110,27 @@ def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
   assert (root / 'final' / 'eval_test.json').exists()
 
 
+def test_sweep_finetune_all_exports_every_variant_and_scores_no_test(tmp_path):
+  root, output = tmp_path / 'sweep', tmp_path / 'sweep.md'
+  result = run_python(benchmark('sweep.py'), HORSES_SMOKE,
+                      f'--sweep={REPO / "configs" / "horses_sweep.py"}:smoke',
+                      f'--root={root}', '--eval_every=3',
+                      '--finetune_fraction=0.5', '--finetune_which=all',
+                      f'--output={output}')
+  assert result.returncode == 0, result.stderr[-2000:]
+  text = output.read_text()
+  assert 'No choice made and no test scored' in text
+  assert 'Chosen on val' not in text and not (root / 'final').exists()
+  for name in ('base', 'pts1'):
+    # 6 steps on train, then 3 more on train+val from that checkpoint.
+    assert max(int(s) for s in os.listdir(root / f'{name}_tv' / 'checkpoints')
+               ) == 9
+    assert 'on trainval' in (root / f'{name}_tv.log').read_text()
+    assert not list((root / f'{name}_tv').glob('eval_test.json'))
+    for version in ('train', 'trainval'):
+      assert (root / f'{name}_{version}.npz').stat().st_size > 0
+
+
 def test_speed_script_times_a_multilabel_config():
   result = run_python(benchmark('speed.py'),
                       f'--config={REPO / "configs" / "bibtex.py"}:smoke',
