@@ -217,10 +217,10 @@ def finetune(root: str, best: RunResult, step: int, fraction: float,
 
 def finetune_all(root: str, results: list[RunResult], fraction: float,
                  common: dict[str, object], deadline_s: float
-                 ) -> dict[str, dict[str, float]]:
+                 ) -> tuple[dict[str, dict[str, int]], float]:
   """Phase 2 of --finetune_which=all: every variant's last checkpoint
   fine-tuned on train+val side by side; both versions exported; no test.
-  Returns {variant: {'step', 'finetune_steps', 'finetune_seconds'}}."""
+  Returns ({variant: {'step', 'finetune_steps'}}, wall seconds)."""
   start = time.time()
   runs = {}
   for r in results:
@@ -249,8 +249,7 @@ def finetune_all(root: str, results: list[RunResult], fraction: float,
       exports[f'{r.name}_trainval'] = main_command(
           workdir, overrides, '--mode=export',
           f'--params={root}/{r.name}_trainval.npz')
-    done[r.name] = {'step': step, 'finetune_steps': reached - step,
-                    'finetune_seconds': seconds}
+    done[r.name] = {'step': step, 'finetune_steps': reached - step}
   processes = {name: launch(command, os.path.join(root, f'{name}_export.log'))
                for name, command in exports.items()}
   wait_all(processes, None)
@@ -258,7 +257,7 @@ def finetune_all(root: str, results: list[RunResult], fraction: float,
   if failed:
     raise SystemExit(f'error: export failed for {failed}; see '
                      f'{root}/<name>_export.log')
-  return done
+  return done, seconds
 
 
 def when(seconds: float) -> str:
@@ -273,9 +272,14 @@ def score_text(e: dict[str, float]) -> str:
           f'{e["score"]:.1f} / {e["second"]:.1f}')
 
 
+def metric_names(metric: str) -> str:
+  """'mean_iou / global_iou' where the metric has a second score."""
+  return metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
+
+
 def report(results: list[RunResult], machine_line: str, metric: str) -> str:
   """The phase-1 table: one row per variant with its val curve."""
-  names = metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
+  names = metric_names(metric)
   lines = [f'{machine_line}; {len(results)} runs side by side.', '',
            f'| variant | overrides | steps | steps/s | best val {names} '
            f'(step) | val {metric} by step (seconds since start) |',
@@ -293,7 +297,7 @@ def report(results: list[RunResult], machine_line: str, metric: str) -> str:
 
 def chosen_text(best: RunResult, best_eval: dict, final: dict[str, float],
                 metric: str) -> str:
-  names = metric + ('' if metric not in SECOND else f' / {SECOND[metric]}')
+  names = metric_names(metric)
   test = {'score': final['test_score'], 'second': final['test_second']}
   return (f'\nChosen on val: **{best.name}** at step {best_eval["step"]} '
           f'(val {names} {score_text(best_eval)}); fine-tuned on train+val '
@@ -301,8 +305,7 @@ def chosen_text(best: RunResult, best_eval: dict, final: dict[str, float],
           f' s, start-up included): **test {names} {score_text(test)}**.\n')
 
 
-def finetuned_text(done: dict[str, dict[str, float]]) -> str:
-  seconds = max((d['finetune_seconds'] for d in done.values()), default=0)
+def finetuned_text(done: dict[str, dict[str, int]], seconds: float) -> str:
   rows = ', '.join(f'{name} {d["step"]} + {d["finetune_steps"]}'
                    for name, d in done.items())
   return (f'\nEvery variant fine-tuned on train+val side by side '
@@ -346,9 +349,9 @@ def main(argv):
   import machine  # pylint: disable=g-import-not-at-top  (imports jax)
   text = report(results, machine.describe(), _METRIC.value)
   if _FINETUNE_WHICH.value == 'all':
-    done = finetune_all(root, results, _FINETUNE.value, common,
-                        _FINETUNE_DEADLINE.value)
-    text += finetuned_text(done)
+    done, seconds = finetune_all(root, results, _FINETUNE.value, common,
+                                 _FINETUNE_DEADLINE.value)
+    text += finetuned_text(done, seconds)
   else:
     best, best_eval = choose(results, root)
     print(f'chosen on val: {best.name} at step {best_eval["step"]} '
