@@ -2,7 +2,8 @@
 
   python benchmarks/horses_time_to_accuracy.py --workdir=/tmp/tta \
       [--config=configs/horses.py] [--every=1000] [--members=1] \
-      [--output=tta.md]
+      [--output=tta.md] [--fcn_config=configs/horses_fcn.py:ema \
+       --config.eval.fcn.start_scale=0.1 --config.eval.fcn.weight=0.4]
 
 Trains the config (resuming in --workdir) in chunks of --every steps up to
 config.num_train_steps; after each chunk it scores the checkpoint on val and
@@ -15,6 +16,12 @@ With --members=N it trains N networks, one after another chunk by chunk
 (seeds config.seed + k, in <workdir>/member_k), and scores their ensemble
 (each infers, the soft masks are averaged); the time is the sum of all
 members' training.
+
+With --fcn_config it first trains that FCN on the value net's training
+split (in <workdir>/fcn, exported to <workdir>/fcn.npz), scores it alone on
+val and test (the first row), and uses it at test time as
+config.eval.fcn.params (the value net's config sets the start scale and
+the mask weight); its training time starts the clock.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from dvn_jax import cli
+from dvn_jax import errors
 from dvn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,6 +48,10 @@ _MEMBERS = flags.DEFINE_integer(
     'members', 1, 'Networks trained (seeds config.seed + k) and scored as '
     'one ensemble; the time is their sum.', lower_bound=1)
 _OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
+_FCN_CONFIG = config_flags.DEFINE_config_file(
+    'fcn_config', None, 'An FCN config (configs/horses_fcn.py:ema) to train '
+    'first, on the same split, for the test-time start and mask mix '
+    '(config.eval.fcn); its time counts.', lock_config=True)
 flags.mark_flags_as_required(['workdir'])
 
 HEADER = ('| step | training time (s) | val mean IoU | val global IoU | '
@@ -77,9 +89,49 @@ def score(base, workdirs: list[str], metrics: dict[str, float]
           for split in splits}
 
 
-def run(base, workdir: str, every: int, members: int = 1
+def with_fcn(base, fcn_path: str):
+  """`base` scoring with the FCN file `fcn_path` (config.eval.fcn.params);
+  ConfigError if the config would not use it or already names another."""
+  fcn = base.eval.fcn
+  if fcn.params:
+    raise errors.ConfigError(f'--fcn_config trains the FCN; drop '
+                             f'--config.eval.fcn.params={fcn.params}')
+  if fcn.weight <= 0 and fcn.start_scale <= 0:
+    raise errors.ConfigError(
+        '--fcn_config needs --config.eval.fcn.start_scale or '
+        '--config.eval.fcn.weight > 0, or the FCN is unused')
+  config = base.copy_and_resolve_references()
+  with config.unlocked():
+    config.eval.fcn.params = fcn_path
+  return config
+
+
+def train_fcn(fcn_base, train_split: str, workdir: str
+              ) -> dict[str, float | str]:
+  """Trains the FCN on `train_split` in <workdir>/fcn, exports it to
+  <workdir>/fcn.npz; its record: training seconds (scoring excluded), val
+  and test scores alone."""
+  fcn_dir = os.path.join(workdir, 'fcn')
+  config = fcn_base.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.train_split = train_split
+    config.eval_every_steps = 10**9
+  start = time.perf_counter()
+  metrics = train.train_and_evaluate(config, fcn_dir, evaluate_last=False)
+  seconds = time.perf_counter() - start - metrics.get('eval_seconds', 0.0)
+  train.export_params(config, fcn_dir, os.path.join(workdir, 'fcn.npz'))
+  record = {'step': f'FCN {config.num_train_steps}', 'seconds': seconds}
+  for split in ('val', 'test'):
+    scores = train.evaluate_checkpoint(config, fcn_dir, split)
+    record[f'{split}_mean_iou'] = scores['mean_iou']
+    record[f'{split}_global_iou'] = scores['global_iou']
+  return record
+
+
+def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
         ) -> list[dict[str, float]]:
-  """Trains chunk by chunk; returns one record per measurement."""
+  """Trains chunk by chunk (after the FCN of `fcn_base`, if given); returns
+  one record per measurement."""
   workdirs = member_workdirs(workdir, members)
   os.makedirs(workdir, exist_ok=True)
   log_path = os.path.join(workdir, 'time_to_accuracy.jsonl')
@@ -87,8 +139,16 @@ def run(base, workdir: str, every: int, members: int = 1
   if os.path.exists(log_path):  # resume the record too
     with open(log_path) as f:
       records = [json.loads(line) for line in f]
+  if fcn_base is not None:
+    base = with_fcn(base, os.path.join(workdir, 'fcn.npz'))
+    if not records:
+      records.append(train_fcn(fcn_base, base.data.train_split, workdir))
+      with open(log_path, 'a') as f:
+        f.write(json.dumps(records[-1]) + '\n')
+      print(json.dumps(records[-1]), flush=True)
   elapsed = records[-1]['seconds'] if records else 0.0
-  done = int(records[-1]['step']) if records else 0
+  steps = [r['step'] for r in records if isinstance(r['step'], int)]
+  done = steps[-1] if steps else 0   # the FCN's record has no value-net step
   for target in range(done + every, base.num_train_steps + every, every):
     target = min(target, base.num_train_steps)
     for member, member_dir in enumerate(workdirs):
@@ -123,15 +183,20 @@ def main(argv):
   cli.quiet_library_logs()
   with cli.reporting_errors():
     records = run(_CONFIG.value, _WORKDIR.value, _EVERY.value,
-                  _MEMBERS.value)
+                  _MEMBERS.value, _FCN_CONFIG.value)
   ensemble = (f'; an ensemble of {_MEMBERS.value} networks (seeds from '
               f'{_CONFIG.value.seed}), step = each one\'s, time = their sum'
               if _MEMBERS.value > 1 else '')
+  fcn = (f'; first an FCN ({_FCN_CONFIG.value.num_train_steps} steps, its '
+         f'time counted), its mask at test time: start scale '
+         f'{_CONFIG.value.eval.fcn.start_scale}, weight '
+         f'{_CONFIG.value.eval.fcn.weight}'
+         if _FCN_CONFIG.value is not None else '')
   machine.print_and_save(
       table(records), _OUTPUT.value,
       f'{machine.describe()}; training on {_CONFIG.value.data.train_split}'
-      f'{ensemble}.')
+      f'{ensemble}{fcn}.')
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG, _FCN_CONFIG))

@@ -56,14 +56,19 @@ def _silence_stderr() -> None:
     pass
 
 
-def make_flags_parser(config_flag: flags.FlagHolder
+def make_flags_parser(config_flag: flags.FlagHolder,
+                      *optional_config_flags: flags.FlagHolder
                       ) -> Callable[[list[str]], list[str]]:
-  """An absl `flags_parser` that reports bad flags and configs in one line."""
+  """An absl `flags_parser` that reports bad flags and configs in one line
+  (of `config_flag` and of any `optional_config_flags` that were given)."""
 
   def parse(argv: list[str]) -> list[str]:
     try:
       remaining = flags.FLAGS(argv)
-      config_flag.value.to_dict()  # the config loads lazily: fail here if bad
+      # The configs load lazily: fail here if one is bad.
+      for holder in (config_flag, *optional_config_flags):
+        if holder.value is not None:
+          holder.value.to_dict()
       return remaining
     except flags.Error as e:
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -86,6 +86,44 @@ def test_time_to_accuracy_script_times_an_ensemble(tmp_path):
       'error: flag --members=0')
 
 
+def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
+    tmp_path):
+  run_dir, output = tmp_path / 'run', tmp_path / 'tta.md'
+  fcn_flags = ('--config.eval.fcn.start_scale=0.1',
+               '--config.eval.fcn.weight=0.4')
+  for _ in range(2):  # the second run finds both done: no FCN trained again
+    result = run_python(
+        benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+        f'--fcn_config={REPO / "configs" / "horses_fcn.py"}:ema,smoke',
+        *fcn_flags, '--config.data.train_split=trainval',
+        f'--workdir={run_dir}', '--every=6', f'--output={output}')
+    assert result.returncode == 0, result.stderr[-2000:]
+  with open(run_dir / 'time_to_accuracy.jsonl') as f:
+    records = [json.loads(line) for line in f]
+  assert [r['step'] for r in records] == ['FCN 6', 6]
+  assert 0 < records[0]['seconds'] < records[1]['seconds']  # the FCN's time
+  assert '| FCN 6 |' in output.read_text()
+  assert 'first an FCN (6 steps' in output.read_text()
+  fcn_config = json.loads((run_dir / 'fcn' / 'config.json').read_text())
+  assert fcn_config['data']['train_split'] == 'trainval'
+  # The value net's test score is the one its checkpoint gets with the FCN
+  # file at the same start and weight.
+  evaluated = run_python('-m', 'dvn_jax.main', HORSES_SMOKE,
+                         f'--workdir={run_dir}', '--mode=evaluate',
+                         f'--config.eval.fcn.params={run_dir / "fcn.npz"}',
+                         *fcn_flags)
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  assert (f'mean IoU {records[1]["test_mean_iou"]:.2f}, global IoU '
+          f'{records[1]["test_global_iou"]:.2f}') in evaluated.stdout
+  fcn_smoke = f'--fcn_config={REPO / "configs" / "horses_fcn.py"}:smoke'
+  unused = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                      fcn_smoke, f'--workdir={tmp_path / "unused"}')
+  assert unused.returncode != 0
+  assert unused.stderr.strip().splitlines()[-1] == (
+      'error: --fcn_config needs --config.eval.fcn.start_scale or '
+      '--config.eval.fcn.weight > 0, or the FCN is unused')
+
+
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
   root, output = tmp_path / 'sweep', tmp_path / 'sweep.md'
   result = run_python(benchmark('sweep.py'), HORSES_SMOKE,
