@@ -332,6 +332,14 @@ def stack_params(paths: list[str]) -> dict[str, np.ndarray]:
   return {k: np.stack([arrays[k] for arrays in files]) for k in files[0]}
 
 
+def average_params(paths: list[str]) -> dict[str, np.ndarray]:
+  """The mean of several parameter files of one model, by flat name, in
+  float32: checkpoint (weight) averaging, for snapshots of one run; the
+  weights of separately trained networks do not average into a network."""
+  return {k: v.astype(np.float64).mean(0).astype(np.float32)
+          for k, v in stack_params(paths).items()}
+
+
 def warm_start(params: Any, path: str, prefix: str = 'tower/'
                ) -> tuple[Any, list[str]]:
   """Copies the `prefix` layers of a `save_params` file into `params`.

@@ -11,6 +11,13 @@ The ensemble file is used wherever a parameter file is (`--mode=evaluate
 config: each member runs its own inference and their soft outputs are
 averaged before the threshold (`train.averaged_over_members`).
 
+`--average` writes the mean of the files' parameters instead, one network:
+checkpoint averaging of snapshots of one run (each exported from a copy of
+the workdir that holds only that step's checkpoint):
+
+  python -m dvn_jax.ensemble --average --output=/tmp/avg.npz \
+      /tmp/step12000.npz /tmp/step13000.npz /tmp/step14000.npz
+
 `--member=K` with one ensemble file writes its member K alone (to continue
 training that network: `--config.init_from=FILE --config.init_layers=all`):
 
@@ -32,21 +39,30 @@ _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
 _MEMBER = flags.DEFINE_integer(
     'member', None, 'Write this member (0, 1, ...) of one ensemble file '
     'alone, instead of stacking files.')
+_AVERAGE = flags.DEFINE_bool(
+    'average', False, "Write the mean of the files' parameters (snapshots of "
+    'one run) instead of stacking them.')
 flags.mark_flags_as_required(['output'])
 
 
 def main(argv):
   paths, member = argv[1:], _MEMBER.value
-  if member is not None and len(paths) != 1:
-    cli.fail('--member takes one ensemble file')
+  if member is not None and (len(paths) != 1 or _AVERAGE.value):
+    cli.fail('--member takes one ensemble file, without --average')
   if member is None and len(paths) < 2:
     cli.fail('name two or more parameter files (--mode=export of each run)')
   with cli.reporting_errors():
-    params = (checkpoints.stack_params(paths) if member is None else
-              checkpoints.member_params(paths[0], member))
+    if member is not None:
+      params = checkpoints.member_params(paths[0], member)
+    elif _AVERAGE.value:
+      params = checkpoints.average_params(paths)
+    else:
+      params = checkpoints.stack_params(paths)
     checkpoints.save_params(params, _OUTPUT.value, _DTYPE.value)
-  written = (f'{len(paths)} members' if member is None else
-             f'member {member} of {paths[0]}')
+  if member is not None:
+    written = f'member {member} of {paths[0]}'
+  else:
+    written = f"{len(paths)} {'averaged' if _AVERAGE.value else 'members'}"
   print(f'wrote {_OUTPUT.value} ({written})')
 
 

@@ -120,6 +120,25 @@ def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
     checkpoints.member_params(paths[0], 0)
 
 
+def test_average_params_is_the_mean_of_the_files(tmp_path):
+  members = [_params('value_net', seed) for seed in (3, 4)]
+  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
+  for params, path in zip(members, paths):
+    checkpoints.save_params(params, path, 'float16')
+  averaged = checkpoints.average_params(paths)
+  first, second = (checkpoints.read_params(path) for path in paths)
+  assert averaged.keys() == first.keys()
+  for name, value in averaged.items():
+    assert value.dtype == np.float32 and value.shape == first[name].shape
+    np.testing.assert_allclose(value, (first[name].astype(np.float32) +
+                                       second[name].astype(np.float32)) / 2,
+                               rtol=1e-6)
+  fcn_path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(_params('fcn', 0), fcn_path)
+  with pytest.raises(CheckpointError, match='hold different models'):
+    checkpoints.average_params([paths[0], fcn_path])
+
+
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
   path = tmp_path / 'bad.npz'
   path.write_bytes(b'not a zip')

@@ -62,6 +62,16 @@ def test_train_resume_and_evaluate(tmp_path):
   line = _one_line_error(run_main(f'--output={member_file}', '--member=2',
                                   str(ensemble_file), module='dvn_jax.ensemble'))
   assert 'members 0..1, not 2' in line
+  # The file averaged with itself is the same network again.
+  averaged_file = tmp_path / 'averaged.npz'
+  averaged = run_main(f'--output={averaged_file}', '--average',
+                      str(params_file), str(params_file),
+                      module='dvn_jax.ensemble')
+  assert averaged.returncode == 0, averaged.stderr[-2000:]
+  from_average = run_main(SMOKE, '--mode=evaluate',
+                          f'--params={averaged_file}')
+  assert from_average.returncode == 0, from_average.stderr[-2000:]
+  assert from_average.stdout == evaluated.stdout
   line = _one_line_error(run_main(f'--output={ensemble_file}', str(params_file),
                                   module='dvn_jax.ensemble'))
   assert 'two or more parameter files' in line
