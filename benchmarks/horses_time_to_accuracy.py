@@ -89,6 +89,23 @@ def score(base, workdirs: list[str], metrics: dict[str, float]
           for split in splits}
 
 
+def scored_record(step: int | str, seconds: float,
+                  scores: dict[str, dict[str, float]]) -> dict[str, object]:
+  """One row: the step, training seconds so far, each split's IoUs."""
+  record = {'step': step, 'seconds': seconds}
+  for split, split_scores in scores.items():
+    record[f'{split}_mean_iou'] = split_scores['mean_iou']
+    record[f'{split}_global_iou'] = split_scores['global_iou']
+  return record
+
+
+def append_record(log_path: str, record: dict[str, object]) -> None:
+  """Appends `record` to the resumable log and prints it."""
+  with open(log_path, 'a') as f:
+    f.write(json.dumps(record) + '\n')
+  print(json.dumps(record), flush=True)
+
+
 def with_fcn(base, fcn_path: str):
   """`base` scoring with the FCN file `fcn_path` (config.eval.fcn.params);
   ConfigError if the config would not use it or already names another."""
@@ -120,12 +137,8 @@ def train_fcn(fcn_base, train_split: str, workdir: str
   metrics = train.train_and_evaluate(config, fcn_dir, evaluate_last=False)
   seconds = time.perf_counter() - start - metrics.get('eval_seconds', 0.0)
   train.export_params(config, fcn_dir, os.path.join(workdir, 'fcn.npz'))
-  record = {'step': f'FCN {config.num_train_steps}', 'seconds': seconds}
-  for split in ('val', 'test'):
-    scores = train.evaluate_checkpoint(config, fcn_dir, split)
-    record[f'{split}_mean_iou'] = scores['mean_iou']
-    record[f'{split}_global_iou'] = scores['global_iou']
-  return record
+  return scored_record(f'FCN {config.num_train_steps}', seconds,
+                       score(config, [fcn_dir], {}))
 
 
 def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
@@ -143,9 +156,7 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
     base = with_fcn(base, os.path.join(workdir, 'fcn.npz'))
     if not records:
       records.append(train_fcn(fcn_base, base.data.train_split, workdir))
-      with open(log_path, 'a') as f:
-        f.write(json.dumps(records[-1]) + '\n')
-      print(json.dumps(records[-1]), flush=True)
+      append_record(log_path, records[-1])
   elapsed = records[-1]['seconds'] if records else 0.0
   steps = [r['step'] for r in records if isinstance(r['step'], int)]
   done = steps[-1] if steps else 0   # the FCN's record has no value-net step
@@ -159,15 +170,9 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
           evaluate_last=members == 1)
       elapsed += (time.perf_counter() - start -
                   metrics.get('eval_seconds', 0.0))
-    record = {'step': target, 'seconds': elapsed}
-    for split, scores in score(chunk_config(base, target), workdirs,
-                               metrics).items():
-      record[f'{split}_mean_iou'] = scores['mean_iou']
-      record[f'{split}_global_iou'] = scores['global_iou']
-    records.append(record)
-    with open(log_path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
-    print(json.dumps(record), flush=True)
+    records.append(scored_record(
+        target, elapsed, score(chunk_config(base, target), workdirs, metrics)))
+    append_record(log_path, records[-1])
   return records
 
 

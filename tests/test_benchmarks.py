@@ -122,6 +122,13 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
   assert unused.stderr.strip().splitlines()[-1] == (
       'error: --fcn_config needs --config.eval.fcn.start_scale or '
       '--config.eval.fcn.weight > 0, or the FCN is unused')
+  named = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                     fcn_smoke, *fcn_flags, '--config.eval.fcn.params=x.npz',
+                     f'--workdir={tmp_path / "named"}')
+  assert named.returncode != 0
+  assert named.stderr.strip().splitlines()[-1] == (
+      'error: --fcn_config trains the FCN; drop '
+      '--config.eval.fcn.params=x.npz')
 
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):

@@ -72,6 +72,10 @@ def test_train_resume_and_evaluate(tmp_path):
                           f'--params={averaged_file}')
   assert from_average.returncode == 0, from_average.stderr[-2000:]
   assert from_average.stdout == evaluated.stdout
+  line = _one_line_error(run_main(f'--output={member_file}', '--member=0',
+                                  '--average', str(ensemble_file),
+                                  module='dvn_jax.ensemble'))
+  assert '--member takes one ensemble file, without --average' in line
   line = _one_line_error(run_main(f'--output={ensemble_file}', str(params_file),
                                   module='dvn_jax.ensemble'))
   assert 'two or more parameter files' in line
