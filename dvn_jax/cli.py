@@ -63,10 +63,12 @@ def make_flags_parser(config_flag: flags.FlagHolder,
   (of `config_flag` and of any `optional_config_flags` that were given)."""
 
   def parse(argv: list[str]) -> list[str]:
+    loading = config_flag.name   # the config flag being loaded, for errors
     try:
       remaining = flags.FLAGS(argv)
       # The configs load lazily: fail here if one is bad.
       for holder in (config_flag, *optional_config_flags):
+        loading = holder.name
         if holder.value is not None:
           holder.value.to_dict()
       return remaining
@@ -79,7 +81,7 @@ def make_flags_parser(config_flag: flags.FlagHolder,
       fail(' '.join(lines))
     except OSError as e:  # the config file is missing or does not import
       lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-      fail(f'cannot load --config: {lines[-1]}')
+      fail(f'cannot load --{loading}: {lines[-1]}')
     except (AttributeError, KeyError) as e:  # --config.<field> not there
       # ml_collections' message: the field, then maybe 'Did you mean ...'.
       # (An AttributeError wraps the KeyError.)

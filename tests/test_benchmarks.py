@@ -129,6 +129,12 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
   assert named.stderr.strip().splitlines()[-1] == (
       'error: --fcn_config trains the FCN; drop '
       '--config.eval.fcn.params=x.npz')
+  missing = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                       f'--fcn_config={tmp_path / "none.py"}',
+                       f'--workdir={tmp_path / "missing"}')
+  assert missing.returncode != 0
+  assert missing.stderr.strip().splitlines()[-1].startswith(
+      'error: cannot load --fcn_config: ')
 
 
 def test_sweep_chooses_on_val_finetunes_and_scores_test(tmp_path):
