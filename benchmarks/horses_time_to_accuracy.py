@@ -141,6 +141,27 @@ def train_fcn(fcn_base, train_split: str, workdir: str
                        score(config, [fcn_dir], {}))
 
 
+def check_resumable(records: list[dict[str, object]], workdir: str,
+                    fcn: bool) -> None:
+  """ConfigError unless a resumed log (`records`, non-empty) was started
+  the same way: with an FCN row first and <workdir>/fcn.npz iff `fcn`."""
+  if not records:
+    return
+  started_with_fcn = str(records[0]['step']).startswith('FCN')
+  if started_with_fcn and not fcn:
+    raise errors.ConfigError(
+        f'{workdir} was started with --fcn_config: pass it again to resume, '
+        'or use a new --workdir')
+  if fcn and not started_with_fcn:
+    raise errors.ConfigError(
+        f'{workdir} was started without --fcn_config: drop it to resume, or '
+        'use a new --workdir')
+  if fcn and not os.path.exists(os.path.join(workdir, 'fcn.npz')):
+    raise errors.ConfigError(
+        f'{workdir}/fcn.npz is missing: the FCN this run was scored with is '
+        'gone; use a new --workdir')
+
+
 def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
         ) -> list[dict[str, float]]:
   """Trains chunk by chunk (after the FCN of `fcn_base`, if given); returns
@@ -152,6 +173,7 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
   if os.path.exists(log_path):  # resume the record too
     with open(log_path) as f:
       records = [json.loads(line) for line in f]
+  check_resumable(records, workdir, fcn_base is not None)
   if fcn_base is not None:
     base = with_fcn(base, os.path.join(workdir, 'fcn.npz'))
     if not records:

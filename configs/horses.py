@@ -165,6 +165,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       num_crops=36, combine='average', inference=ascent(30, 50.0),
       threshold=0.5, batch_size=1,   # images a batch: 36 crops suit a CPU
       score_live_params=True,   # with ema_decay > 0: also score the live ones
+      # An ensemble file's value nets: 'outputs' (each its own ascent,
+      # masks averaged) or 'values' (one ascent on their mean value; ours).
+      ensemble='outputs',
       fcn=ml_collections.ConfigDict(dict(params='', weight=0.0,
                                          start_scale=0.0))))
 

@@ -71,6 +71,28 @@ def stages(logit_fn: LogitFn) -> tuple[Callable[[Array], Any],
   return _identity, logit_fn
 
 
+def mean_value_fn(members: list[ValueFn]) -> ValueFn:
+  """One ValueFn for an ensemble of value networks: its value is the
+  members' mean value, sigmoid(logits) = mean_k sigmoid(logits_k), so one
+  ascent climbs the mean (ours; a mask any one member overrates is held
+  back by the others). Each member encodes x once; the start is the first
+  member's."""
+  log_n = math.log(len(members))
+
+  def encode(x: Array) -> tuple[Any, ...]:
+    return tuple(member.encode(x) for member in members)
+
+  def logits(features: tuple[Any, ...], y: Array) -> Array:
+    member_logits = jnp.stack([member.logits(f, y)
+                               for member, f in zip(members, features)])
+    # logit of the mean sigmoid, in log space: log p - log(1 - p).
+    log_p = jax.nn.logsumexp(jax.nn.log_sigmoid(member_logits), 0) - log_n
+    log_q = jax.nn.logsumexp(jax.nn.log_sigmoid(-member_logits), 0) - log_n
+    return log_p - log_q
+
+  return ValueFn(logits, encode, members[0].start)
+
+
 def project_box(y: Array) -> Array:
   """Euclidean projection onto the box [0, 1]^M (clipping)."""
   return jnp.clip(y, 0.0, 1.0)

@@ -225,6 +225,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    'by eval.fcn.weight or start_scale > 0; export a trained '
                    'configs/horses_fcn.py run with --mode=export '
                    '--params=FILE)'))
+  checks.append((eval_ensemble(config) in ENSEMBLES,
+                 f'eval.ensemble must be one of {ENSEMBLES}, got '
+                 f'{eval_ensemble(config)!r}'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))
@@ -579,6 +582,17 @@ def make_start_fn(config: ml_collections.ConfigDict
                       'start.params')
 
 
+ENSEMBLES = ('outputs', 'values')
+
+
+def eval_ensemble(config: ml_collections.ConfigDict) -> str:
+  """config.eval.ensemble: how an ensemble file's value networks combine
+  at test time: 'outputs' (each its own ascent, outputs averaged) or
+  'values' (one ascent on their mean value); 'outputs' where the config has
+  none (one saved before the field existed)."""
+  return config.get('eval', {}).get('ensemble', 'outputs')
+
+
 def eval_fcn_start_scale(config: ml_collections.ConfigDict) -> float:
   """config.eval.fcn.start_scale, 0 (off) where the config has none (one
   saved before the field existed, or a task without eval.fcn)."""
@@ -798,6 +812,15 @@ def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
   return jax.tree.leaves(shapes)[0].ndim
 
 
+def split_members(params: Any, ndim: int) -> list[Any]:
+  """[params] of one network, or an ensemble's members (parameters stacked
+  on a leading axis; `ndim` the rank of one network's first parameter)."""
+  if jax.tree.leaves(params)[0].ndim == ndim:
+    return [params]
+  members = jax.tree.leaves(params)[0].shape[0]
+  return [jax.tree.map(lambda p, i=i: p[i], params) for i in range(members)]
+
+
 def averaged_over_members(predict: Callable, ndim: int) -> Callable:
   """predict(params, inputs) that also takes an ensemble: parameters stacked
   on a leading member axis (`checkpoints.stack_params`; `ndim` is the rank
@@ -805,25 +828,36 @@ def averaged_over_members(predict: Callable, ndim: int) -> Callable:
   its members' outputs (masks, or trajectories, averaged: mask averaging
   over networks, as over crops in paper Sec. 5.4)."""
   def ensemble_predict(params, inputs):
-    if jax.tree.leaves(params)[0].ndim == ndim:
-      return predict(params, inputs)
+    members = split_members(params, ndim)
+    if len(members) == 1:
+      return predict(members[0], inputs)
     # One traced copy per member, not lax.map: convolutions inside a rolled
     # loop leave XLA's fast path on a CPU (docs/throughput.md).
-    members = jax.tree.leaves(params)[0].shape[0]
-    outputs = [predict(jax.tree.map(lambda p, i=i: p[i], params), inputs)
-               for i in range(members)]
-    return jax.tree.map(lambda *outs: sum(outs) / members, *outputs)
+    outputs = [predict(member, inputs) for member in members]
+    return jax.tree.map(lambda *outs: sum(outs) / len(members), *outputs)
   return ensemble_predict
+
+
+def bind_members(model: nn.Module, params: Any, ndim: int,
+                 start: Callable[[Array], Array] | None = None
+                 ) -> inference.ValueFn:
+  """`bind_logit_fn` of one network, or of an ensemble as one value
+  function: its members' mean value (`inference.mean_value_fn`)."""
+  members = [bind_logit_fn(model, member, start)
+             for member in split_members(params, ndim)]
+  return members[0] if len(members) == 1 else inference.mean_value_fn(members)
 
 
 def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
                     ndim: int,
-                    then: Callable[[Callable], Callable] | None = None
-                    ) -> Callable:
+                    then: Callable[[Callable], Callable] | None = None,
+                    per_member: bool = True) -> Callable:
   """jit, or on a mesh: the batch split over its devices, a host result;
-  for one network or an ensemble (`averaged_over_members`), whose
+  for one network or an ensemble (`averaged_over_members`, unless
+  `per_member` is False: `predict` takes an ensemble itself), whose
   prediction `then(predict)` may wrap (`mixed_with_fcn`)."""
-  predict = averaged_over_members(predict, ndim)
+  if per_member:
+    predict = averaged_over_members(predict, ndim)
   if then is not None:
     predict = then(predict)
   if mesh is None:
@@ -859,9 +893,11 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   spec = ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
   start_fn = make_eval_start_fn(config)
+  mean_value = eval_ensemble(config) == 'values'
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
+        bind_members(model, params, ndim, start_fn) if mean_value else
         bind_logit_fn(model, params, start_fn),
         input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
@@ -870,9 +906,10 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
     return (masks, trajectory) if return_trajectory else masks
 
   if return_trajectory:
-    return compile_predict(predict, None, ndim)
+    return compile_predict(predict, None, ndim, per_member=not mean_value)
   return compile_predict(predict, mesh, ndim, then=functools.partial(
-      mixed_with_fcn, config=config, offsets=offsets))
+      mixed_with_fcn, config=config, offsets=offsets),
+                         per_member=not mean_value)
 
 
 def make_multilabel_predict_fn(model: nn.Module,
@@ -887,13 +924,16 @@ def make_multilabel_predict_fn(model: nn.Module,
         model.apply({'params': params}, x)), mesh, ndim)
   spec = ascent_spec_from_config(config.eval.inference)
   num_labels = config.model.num_labels
+  mean_value = eval_ensemble(config) == 'values'
 
   def predict(params, x):
     y0 = inference.start_point((x.shape[0], num_labels), spec)
-    return inference.infer(bind_logit_fn(model, params), x, y0, spec,
+    value_fn = (bind_members(model, params, ndim) if mean_value else
+                bind_logit_fn(model, params))
+    return inference.infer(value_fn, x, y0, spec,
                            rng=jax.random.key(config.seed))[0]
 
-  return compile_predict(predict, mesh, ndim)
+  return compile_predict(predict, mesh, ndim, per_member=not mean_value)
 
 
 def evaluate_split(predict_fn: Callable, params: Any, split: Any,

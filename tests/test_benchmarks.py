@@ -115,7 +115,33 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
   assert (f'mean IoU {records[1]["test_mean_iou"]:.2f}, global IoU '
           f'{records[1]["test_global_iou"]:.2f}') in evaluated.stdout
+  # A resumed run must be started the same way, with or without the FCN.
+  without = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                       f'--workdir={run_dir}', '--every=6')
+  assert without.returncode != 0
+  assert without.stderr.strip().splitlines()[-1] == (
+      f'error: {run_dir} was started with --fcn_config: pass it again to '
+      'resume, or use a new --workdir')
+  (run_dir / 'fcn.npz').unlink()
+  gone = run_python(
+      benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+      f'--fcn_config={REPO / "configs" / "horses_fcn.py"}:ema,smoke',
+      *fcn_flags, f'--workdir={run_dir}', '--every=6')
+  assert gone.returncode != 0
+  assert gone.stderr.strip().splitlines()[-1] == (
+      f'error: {run_dir}/fcn.npz is missing: the FCN this run was scored '
+      'with is gone; use a new --workdir')
   fcn_smoke = f'--fcn_config={REPO / "configs" / "horses_fcn.py"}:smoke'
+  old_log = tmp_path / 'old'
+  old_log.mkdir()
+  (old_log / 'time_to_accuracy.jsonl').write_text(
+      json.dumps(dict(records[1], step=6)) + '\n')
+  late = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
+                    fcn_smoke, *fcn_flags, f'--workdir={old_log}')
+  assert late.returncode != 0
+  assert late.stderr.strip().splitlines()[-1] == (
+      f'error: {old_log} was started without --fcn_config: drop it to '
+      'resume, or use a new --workdir')
   unused = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
                       fcn_smoke, f'--workdir={tmp_path / "unused"}')
   assert unused.returncode != 0

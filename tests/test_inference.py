@@ -243,3 +243,41 @@ def test_two_stage_value_fn_encodes_the_input_once_outside_the_steps(
   whole_bodies = _scan_bodies(jax.make_jaxpr(lambda: run(whole))())
   assert len(staged_bodies) == len(whole_bodies) == 1
   assert 'cos' in whole_bodies[0] and 'cos' not in staged_bodies[0]
+
+
+def test_mean_value_fn_values_are_the_members_mean_and_ascend_it():
+  """sigmoid of the ensemble's logits is the mean of the members' values,
+  each member encodes x once, and the ascent climbs the mean value."""
+  calls = []
+
+  def member(weight):
+    def encode(x):
+      calls.append(weight)
+      return x
+    return inference.ValueFn(
+        logits=lambda f, y: weight * jnp.sum(f * y, axis=1) - 2.0,
+        encode=encode)
+
+  members = [member(3.0), member(-1.0)]
+  ensemble = inference.mean_value_fn(members)
+  x = jnp.array([[1.0, 2.0], [0.5, -1.0]])
+  y = jnp.array([[0.2, 0.9], [1.0, 0.0]])
+  expected = sum(jax.nn.sigmoid(m(x, y)) for m in members) / 2
+  np.testing.assert_allclose(jax.nn.sigmoid(ensemble(x, y)), expected,
+                             rtol=1e-6)
+  calls.clear()
+  spec = inference.AscentSpec(num_steps=3, step_size=1.0, ascend='value')
+  y3, _ = inference.infer(ensemble, x, jnp.zeros_like(x), spec)
+  assert sorted(calls) == [-1.0, 3.0]    # once per member, not per step
+  reference = jnp.zeros_like(x)
+  grad = jax.grad(lambda y: jnp.sum(expected_value(members, x, y)))
+  for _ in range(3):
+    reference = jnp.clip(reference + grad(reference), 0, 1)
+  np.testing.assert_allclose(y3, reference, rtol=1e-5, atol=1e-6)
+  # Far into saturation the log-space form stays finite.
+  big = inference.mean_value_fn([member(100.0), member(100.0)])
+  assert np.all(np.isfinite(big(x * 10, y)))
+
+
+def expected_value(members, x, y):
+  return sum(jax.nn.sigmoid(m(x, y)) for m in members) / len(members)

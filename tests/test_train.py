@@ -219,6 +219,33 @@ def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
   assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
 
 
+def test_predict_fn_ascends_an_ensembles_mean_value():
+  """eval.ensemble='values': one ascent on the members' mean value (a
+  network with itself is that network; two differ from averaging their
+  masks); a bad name is a one-line config error."""
+  config = horses_config.get_config('smoke')
+  model = train.create_model(config)
+  members = [train.init_model_params(model, config, jax.random.key(seed))
+             for seed in (0, 1)]
+  stack = lambda params: jax.tree.map(lambda *a: jnp.stack(a), *params)
+  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
+  outputs = train.make_predict_fn(model, config)
+  with config.unlocked():
+    config.eval.ensemble = 'values'
+  values = train.make_predict_fn(model, config)
+  np.testing.assert_allclose(values(stack([members[0]] * 2), images),
+                             outputs(members[0], images), atol=1e-6)
+  np.testing.assert_allclose(values(members[1], images),
+                             outputs(members[1], images), atol=1e-6)
+  assert not np.allclose(values(stack(members), images),
+                         outputs(stack(members), images), atol=1e-3)
+  with config.unlocked():
+    config.eval.ensemble = 'mean'
+  with pytest.raises(ConfigError, match="eval.ensemble must be one of "
+                     r"\('outputs', 'values'\), got 'mean'"):
+    train.check_config(config)
+
+
 @pytest.mark.parametrize(
     'config_module,single_file,ensemble_file,members,atol', [
     (horses_config, 'horses_dvn.npz', 'horses_dvn_ensemble.npz', 2, 1e-4),
