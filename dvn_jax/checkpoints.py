@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -167,6 +168,17 @@ class OrbaxReaderNoiseFilter(std_logging.Filter):
     return 'orbax' not in text
 
 
+def _late_read_callback(unraisable: Any) -> bool:
+  """True for a failed restore's read finishing on a thread after its event
+  loop closed: RuntimeError('Event loop is closed') from asyncio's
+  call_soon_threadsafe, reported as 'Exception ignored in: None'."""
+  error, trace = unraisable.exc_value, unraisable.exc_traceback
+  if not isinstance(error, RuntimeError) or str(error) != 'Event loop is closed':
+    return False
+  frames = [frame.f_code.co_name for frame, _ in traceback.walk_tb(trace)]
+  return 'call_soon_threadsafe' in frames
+
+
 def _drop_orbax_reader_noise() -> None:
   """Silences the 'Exception ignored in <coroutine ...>' reports that orbax's
   unfinished read coroutines of a failed restore print when collected, and
@@ -179,8 +191,11 @@ def _drop_orbax_reader_noise() -> None:
 
   def hook(unraisable):
     code = getattr(unraisable.object, 'cr_code', None)
-    if code is None or 'orbax' not in code.co_filename:
-      previous(unraisable)
+    if code is not None and 'orbax' in code.co_filename:
+      return
+    if _late_read_callback(unraisable):
+      return
+    previous(unraisable)
 
   sys.unraisablehook = hook
   # Its read coroutines that never started warn when collected, maybe after

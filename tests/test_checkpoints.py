@@ -1,6 +1,8 @@
 """Parameter files: round trip, strict loading, warm start from an FCN."""
 
+import asyncio
 import logging
+import types
 
 import flax
 import jax
@@ -164,3 +166,22 @@ def test_orbax_read_task_reports_are_dropped_and_others_kept():
   assert not noise.filter(record(orbax_task))
   assert noise.filter(record(other_task))
   assert noise.filter(record('Unclosed client session in orbax'))
+
+
+def test_a_failed_restores_late_read_callback_is_recognised_and_nothing_else():
+  """The 'Event loop is closed' report of a read finishing after a failed
+  restore is dropped as noise; the same error raised elsewhere is not."""
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as error:
+    late = error
+  report = lambda e: types.SimpleNamespace(
+      exc_value=e, exc_traceback=e.__traceback__, object=None)
+  assert checkpoints._late_read_callback(report(late))
+  for other in (RuntimeError('Event loop is closed'), ValueError('x')):
+    try:
+      raise other
+    except Exception as error:  # pylint: disable=broad-except
+      assert not checkpoints._late_read_callback(report(error))
