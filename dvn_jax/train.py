@@ -842,7 +842,8 @@ def bind_members(model: nn.Module, params: Any, ndim: int,
                  start: Callable[[Array], Array] | None = None
                  ) -> inference.ValueFn:
   """`bind_logit_fn` of one network, or of an ensemble as one value
-  function: its members' mean value (`inference.mean_value_fn`)."""
+  function: its members' mean value (`inference.mean_value_fn`). Under
+  `averaged_over_members` it only ever sees one network."""
   members = [bind_logit_fn(model, member, start)
              for member in split_members(params, ndim)]
   return members[0] if len(members) == 1 else inference.mean_value_fn(members)
@@ -897,8 +898,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
-        bind_members(model, params, ndim, start_fn) if mean_value else
-        bind_logit_fn(model, params, start_fn),
+        bind_members(model, params, ndim, start_fn),
         input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
@@ -928,9 +928,7 @@ def make_multilabel_predict_fn(model: nn.Module,
 
   def predict(params, x):
     y0 = inference.start_point((x.shape[0], num_labels), spec)
-    value_fn = (bind_members(model, params, ndim) if mean_value else
-                bind_logit_fn(model, params))
-    return inference.infer(value_fn, x, y0, spec,
+    return inference.infer(bind_members(model, params, ndim), x, y0, spec,
                            rng=jax.random.key(config.seed))[0]
 
   return compile_predict(predict, mesh, ndim, per_member=not mean_value)

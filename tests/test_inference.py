@@ -262,9 +262,8 @@ def test_mean_value_fn_values_are_the_members_mean_and_ascend_it():
   ensemble = inference.mean_value_fn(members)
   x = jnp.array([[1.0, 2.0], [0.5, -1.0]])
   y = jnp.array([[0.2, 0.9], [1.0, 0.0]])
-  expected = sum(jax.nn.sigmoid(m(x, y)) for m in members) / 2
-  np.testing.assert_allclose(jax.nn.sigmoid(ensemble(x, y)), expected,
-                             rtol=1e-6)
+  np.testing.assert_allclose(jax.nn.sigmoid(ensemble(x, y)),
+                             expected_value(members, x, y), rtol=1e-6)
   calls.clear()
   spec = inference.AscentSpec(num_steps=3, step_size=1.0, ascend='value')
   y3, _ = inference.infer(ensemble, x, jnp.zeros_like(x), spec)

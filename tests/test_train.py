@@ -227,18 +227,18 @@ def test_predict_fn_ascends_an_ensembles_mean_value():
   model = train.create_model(config)
   members = [train.init_model_params(model, config, jax.random.key(seed))
              for seed in (0, 1)]
-  stack = lambda params: jax.tree.map(lambda *a: jnp.stack(a), *params)
   images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
   outputs = train.make_predict_fn(model, config)
   with config.unlocked():
     config.eval.ensemble = 'values'
   values = train.make_predict_fn(model, config)
-  np.testing.assert_allclose(values(stack([members[0]] * 2), images),
+  np.testing.assert_allclose(values(train.stack_members([members[0]] * 2), images),
                              outputs(members[0], images), atol=1e-6)
   np.testing.assert_allclose(values(members[1], images),
                              outputs(members[1], images), atol=1e-6)
-  assert not np.allclose(values(stack(members), images),
-                         outputs(stack(members), images), atol=1e-3)
+  pair = train.stack_members(members)
+  assert not np.allclose(values(pair, images), outputs(pair, images),
+                         atol=1e-3)
   with config.unlocked():
     config.eval.ensemble = 'mean'
   with pytest.raises(ConfigError, match="eval.ensemble must be one of "
