@@ -2,9 +2,10 @@
 
 Compiled programs are cached on disk for the session (JAX's persistent
 compilation cache, in a fresh temporary folder removed at exit), so the many
-tests that compile the same smoke programs, in this process and in the
-`python -m dvn_jax.main` subprocesses that inherit the environment, compile
-each once. A cached program is the one XLA would compile again, so results
+tests that compile the same smoke programs, in this process, in the
+pytest-xdist workers (the controller sets the folder before it starts them)
+and in the `python -m dvn_jax.main` subprocesses that inherit the
+environment, compile each once. A cached program is the one XLA would compile again, so results
 do not change; a clean checkout starts with an empty cache.
 """
 
