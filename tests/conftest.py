@@ -5,8 +5,9 @@ compilation cache, in a fresh temporary folder removed at exit), so the many
 tests that compile the same smoke programs, in this process, in the
 pytest-xdist workers (the controller sets the folder before it starts them)
 and in the `python -m dvn_jax.main` subprocesses that inherit the
-environment, compile each once. A cached program is the one XLA would compile again, so results
-do not change; a clean checkout starts with an empty cache.
+environment, compile each once. A cached program is the one XLA would
+compile again, so results do not change; a clean checkout starts with an
+empty cache.
 """
 
 import atexit
