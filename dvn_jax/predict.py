@@ -43,6 +43,8 @@ flags.mark_flags_as_required(['config'])
 def read_image(path: str | os.PathLike) -> np.ndarray:
   """RGB uint8 (H, W, 3) of an image file; DataError if it is not one."""
   path = pathlib.Path(path)
+  if path.is_dir():
+    raise DataError(f'{path} is a folder; name the image files in it')
   if not path.is_file():
     raise DataError(f'image not found: {path}')
   try:
@@ -80,24 +82,35 @@ def segment(predict_fn, params, image: np.ndarray, image_size: int,
   return (np.eye(3, dtype=np.uint8) * 255)[full.argmax(axis=-1)]
 
 
+def mask_paths(paths: Sequence[str], output_dir: str) -> list[pathlib.Path]:
+  """Where each image's mask goes (`<stem>_mask.png`); DataError if two
+  images would write the same file."""
+  targets = [pathlib.Path(output_dir) / f'{pathlib.Path(p).stem}_mask.png'
+             for p in paths]
+  seen = {}
+  for path, target in zip(paths, targets):
+    if target in seen:
+      raise DataError(f'{seen[target]} and {path} would both write {target}; '
+                      'segment them in separate runs or rename one')
+    seen[target] = path
+  return targets
+
+
 def predict_files(config, workdir: str | None, paths: Sequence[str],
                   output_dir: str, params_path: str | None = None
                   ) -> list[pathlib.Path]:
   """Segments each file; returns the mask paths written."""
-  images = [read_image(p) for p in paths]  # fail before the slow part
+  targets = mask_paths(paths, output_dir)  # fail before the slow part
+  images = [read_image(p) for p in paths]
   model = train.create_model(config)
   params = train.load_trained_params(model, config, workdir, params_path)
   predict_fn = train.make_predict_fn(model, config)
-  out = pathlib.Path(output_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  written = []
-  for path, image in zip(paths, images):
+  pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
+  for image, target in zip(images, targets):
     mask = segment(predict_fn, params, image, config.image_size,
                    config.eval.threshold)
-    target = out / f'{pathlib.Path(path).stem}_mask.png'
     Image.fromarray(mask).save(target)
-    written.append(target)
-  return written
+  return targets
 
 
 def main(argv):

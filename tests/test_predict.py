@@ -1,0 +1,34 @@
+"""The predict command's file handling, in process (its end-to-end run is in
+test_main.py)."""
+
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dvn_jax import predict
+from dvn_jax.errors import DataError
+
+
+def test_a_folder_is_named_as_one(tmp_path):
+  with pytest.raises(DataError, match='is a folder; name the image files'):
+    predict.read_image(tmp_path)
+
+
+def test_grey_and_rgba_images_are_read_as_rgb(tmp_path):
+  Image.fromarray(np.zeros((5, 7), np.uint8), 'L').save(tmp_path / 'g.png')
+  Image.fromarray(np.zeros((5, 7, 4), np.uint8), 'RGBA').save(
+      tmp_path / 'a.png')
+  for name in ('g.png', 'a.png'):
+    image = predict.read_image(tmp_path / name)
+    assert image.shape == (5, 7, 3) and image.dtype == np.uint8
+
+
+def test_two_images_of_one_name_are_refused_before_any_work(tmp_path):
+  paths = ['a/horse.jpg', 'b/horse.png', 'c/zebra.png']
+  with pytest.raises(DataError, match='would both write .*horse_mask.png'):
+    predict.mask_paths(paths, str(tmp_path))
+  assert predict.mask_paths(paths[1:], str(tmp_path)) == [
+      tmp_path / 'horse_mask.png', tmp_path / 'zebra_mask.png']
+  assert not any(pathlib.Path(tmp_path).iterdir())
