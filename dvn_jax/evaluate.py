@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from absl import logging
 
 from dvn_jax import input_pipeline
+from dvn_jax import writers
 
 
 HEADLINE_METRICS = ('superpixel_accuracy', 'mean_iou', 'f1')
@@ -64,16 +67,32 @@ def soft_segmentation_metrics(soft: np.ndarray, truth: np.ndarray
 
 
 def predict_in_batches(predict_fn: Callable[[np.ndarray], np.ndarray],
-                       images: np.ndarray, batch_size: int) -> np.ndarray:
+                       images: np.ndarray, batch_size: int,
+                       log_every_s: float = 30.0) -> np.ndarray:
   """Runs predict_fn over fixed-size batches (the last one padded).
 
   Fixed batch shapes mean predict_fn compiles once, whatever the split size;
   a split smaller than batch_size is one batch of its own size (no padding).
+  Every `log_every_s` seconds it logs how many examples are done and the
+  ETA, timed from the end of the first batch (which compiles).
   """
   batch_size = max(1, min(batch_size, len(images)))
   padded = input_pipeline.pad_to_multiple(images, batch_size)
-  outputs = [np.asarray(predict_fn(padded[i:i + batch_size]))
-             for i in range(0, len(padded), batch_size)]
+  outputs = []
+  first_done = last_log = None
+  for start in range(0, len(padded), batch_size):
+    outputs.append(np.asarray(predict_fn(padded[start:start + batch_size])))
+    now = time.monotonic()
+    done = min(start + batch_size, len(images))
+    if first_done is None:
+      first_done = last_log = now
+    elif now - last_log >= log_every_s and done < len(images):
+      last_log = now
+      seconds_each = (now - first_done) / (done - batch_size)
+      logging.info('predicted %d/%d examples (%.0f%%), ETA %s', done,
+                   len(images), 100.0 * done / len(images),
+                   writers.format_seconds(seconds_each
+                                          * (len(images) - done)))
   return np.concatenate(outputs)[:len(images)]
 
 

@@ -147,6 +147,22 @@ def test_predict_in_batches_pads_and_trims():
   assert calls == [(3, 1)]
 
 
+def test_predict_in_batches_logs_progress_and_eta(caplog):
+  caplog.set_level('INFO')
+  five = np.arange(5.0)[:, None]
+  out = evaluate.predict_in_batches(lambda images: images, five, 2,
+                                    log_every_s=0.0)
+  assert out.shape == (5, 1)
+  lines = [r.getMessage() for r in caplog.records
+           if r.getMessage().startswith('predicted')]
+  # After the first batch (compilation) and before the last: 4 of 5 done.
+  assert len(lines) == 1
+  assert lines[0].startswith('predicted 4/5 examples (80%), ETA ')
+  caplog.clear()
+  evaluate.predict_in_batches(lambda images: images, five, 2)
+  assert not [r for r in caplog.records if r.getMessage().startswith('predicted')]
+
+
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
                                         'fcn', 'value_net+chains'])
 def test_train_step_learns_and_compiles_once(model_name):
