@@ -866,6 +866,31 @@ def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
   return parallel.sharded_batch_fn(predict, mesh)
 
 
+# Sliced convolutions (models.apply_in_chunks) times unrolled ascent steps
+# of one network beyond which XLA's CPU compile time explodes (measured: a
+# pair of value nets, 30 steps, 4 crops: batch 8 scored val in 31 s, 16 in
+# 86 s, 40 not in 30 min; docs/throughput.md).
+SLOW_CPU_COMPILE_OPS = 300
+
+
+def slow_compile_warning(config: ml_collections.ConfigDict) -> str | None:
+  """Why the test-time ascent of a segmentation value net would compile for
+  minutes to hours on a CPU (eval.batch_size too large for the sliced,
+  unrolled convolutions), or None."""
+  chunk = models.conv_chunk_size(config.model.get('conv_chunk'))
+  crops = config.eval.batch_size * config.eval.num_crops
+  if not chunk or crops <= chunk:
+    return None
+  steps = config.eval.inference.num_steps
+  if -(-crops // chunk) * steps <= SLOW_CPU_COMPILE_OPS:
+    return None
+  return (f'eval.batch_size={config.eval.batch_size} x {config.eval.num_crops}'
+          f' crops x {steps} ascent steps on a CPU: the value net runs in '
+          f'slices of {chunk} crops, unrolled, and the program may take '
+          'minutes to hours to compile; --config.eval.batch_size=1 is the '
+          'fastest here')
+
+
 def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
                     return_trajectory: bool = False,
                     mesh: jax.sharding.Mesh | None = None) -> Callable:
@@ -893,6 +918,8 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   spec = ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
+  if (warning := slow_compile_warning(config)) is not None:
+    logging.warning(warning)
   start_fn = make_eval_start_fn(config)
   mean_value = eval_ensemble(config) == 'values'
 

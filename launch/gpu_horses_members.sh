@@ -18,7 +18,13 @@
 # FCN stacks (fcns_train.npz, fcns_tv.npz), choice.txt (the val scores, the
 # choice and its test score), the sweep's report and the logs (logs.tgz).
 # For a quick check elsewhere, SWEEP_FLAGS and FCN_FLAGS add flags to the
-# sweep and to the FCN runs, EVAL_FLAGS to the val and test scores.
+# sweep and to the FCN runs, EVAL_FLAGS to the val and test scores. On a
+# CPU keep the scores' batch at 1 image (the 40 here compiles for hours
+# there; docs/throughput.md), e.g. for a 4-step check:
+#   SWEEP_FLAGS="--set=eval.num_crops=4 --set=eval.batch_size=4" \
+#   FCN_FLAGS="--config.num_train_steps=4 --config.eval_every_steps=4 --config.eval.num_crops=4" \
+#   EVAL_FLAGS="--config.eval.num_crops=4 --config.eval.batch_size=1" \
+#   bash launch/gpu_horses_members.sh /tmp/out 4 900 300
 set -u
 out=${1:?usage: gpu_horses_members.sh OUT_DIR [TRAIN_STEPS] [PHASE1_S] [PHASE2_S]}
 steps=${2:-8000}

@@ -163,6 +163,17 @@ def test_predict_in_batches_logs_progress_and_eta(caplog):
   assert not [r for r in caplog.records if r.getMessage().startswith('predicted')]
 
 
+def test_a_cpu_eval_batch_that_compiles_for_ages_is_warned_of():
+  config = horses_config.get_config()
+  assert train.slow_compile_warning(config) is None   # 1 image, 36 crops
+  config.eval.batch_size, config.eval.num_crops = 40, 4
+  warning = train.slow_compile_warning(config)
+  if jax.default_backend() == 'cpu':
+    assert 'eval.batch_size=40 x 4 crops x 30 ascent steps' in warning
+  config.eval.inference.num_steps = 2    # what the smoke config runs
+  assert train.slow_compile_warning(config) is None
+
+
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
                                         'fcn', 'value_net+chains'])
 def test_train_step_learns_and_compiles_once(model_name):
