@@ -36,6 +36,7 @@ from ml_collections import config_flags
 
 from dvn_jax import cli
 from dvn_jax import evaluate
+from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import sweeps
@@ -117,16 +118,16 @@ def fcn_masks_fn(config, images) -> Callable[[int], np.ndarray]:
   if not config.eval.fcn.params:
     raise ConfigError('--fcn_weights needs --config.eval.fcn.params (an '
                       'FCN file or a stacked ensemble of FCNs)')
-  probabilities = train.load_fcn(config, config.eval.fcn.params,
-                                 'eval.fcn.params')
+  probabilities = fcn_starts.load_fcn(config, config.eval.fcn.params,
+                                      'eval.fcn.params')
   floats = input_pipeline.images_to_float(images)
 
   @functools.cache
   def masks(num_crops: int) -> np.ndarray:
     offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                      num_crops)
-    return np.asarray(train.fcn_soft_masks(probabilities, floats, offsets,
-                                           config.crop_size))[..., 0]
+    return np.asarray(fcn_starts.fcn_soft_masks(
+        probabilities, floats, offsets, config.crop_size))[..., 0]
   return masks
 
 

@@ -29,6 +29,7 @@ from ml_collections import config_flags
 import machine
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
+from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.datasets import horses
 
@@ -83,7 +84,7 @@ def multilabel_speed(config) -> None:
 def main(_):
   config = _CONFIG.value
   print(f'# {machine.describe()}')
-  if train.task_name(config) == 'multilabel':
+  if tasks.task_name(config) == 'multilabel':
     multilabel_speed(config)
     return
   data = horses.load_weizmann_horses()['train']

@@ -31,6 +31,7 @@ from ml_collections import config_flags
 import machine
 from dvn_jax import input_pipeline
 from dvn_jax import parallel
+from dvn_jax import tasks
 from dvn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -114,7 +115,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   params = holder['state'].params
   predict = train.make_predict_fn(model, config)
   split = data['test'] if 'test' in data else data['val']
-  if train.task_name(config) == 'segmentation':
+  if tasks.task_name(config) == 'segmentation':
     batch = split.images[:config.eval.batch_size]
     work = (len(batch) * config.eval.num_crops *
             config.eval.inference.num_steps)        # crop-steps
@@ -131,7 +132,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
 def main(_):
   jax.config.update('jax_default_matmul_precision', _PRECISION.value)
   config = _CONFIG.value
-  segmentation = train.task_name(config) == 'segmentation'
+  segmentation = tasks.task_name(config) == 'segmentation'
   data = train.load_data(config)
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   platform = jax.devices()[0].platform

@@ -93,14 +93,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # continue a trained or released net with a fresh optimizer state).
   c.init_layers = 'tower'
   # The start y(0) of every inference ascent, in training and at test
-  # (ours; train.make_start_fn): params '' = P(0), the paper's y = 0; or an
+  # (ours; fcn_starts.make_start_fn): params '' = P(0), the paper's y = 0; or an
   # FCN's parameter file (`--mode=export` of a configs/horses_fcn.py run on
   # the same training split), whose soft mask p(x) gives
   # y(0) = scale p(x) + (1 - scale) P(0). The FCN is held fixed. folds F > 0
   # cross-fits the training starts: params stacks F FCNs (dvn_jax.ensemble,
   # in fold order), FCN f trained with data.num_folds=F, held_out_fold=f;
   # training image i starts from FCN i mod F, which never saw it; evaluation
-  # from their average (train.crossfit_start_maps). Off: it lost 1.4 mean
+  # from their average (fcn_starts.crossfit_start_maps). Off: it lost 1.4 mean
   # IoU on val against y = 0 training (docs/horses.md).
   c.start = ml_collections.ConfigDict(dict(
       params='', scale=1.0, folds=0,
@@ -158,8 +158,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # fcn: a fixed FCN at test (`params`, a `--mode=export` file of
   # configs/horses_fcn.py, or a dvn_jax.ensemble file of several); weight
   # w > 0 averages the soft masks with its: (1 - w) DVN + w FCN, then the
-  # threshold (train.mixed_with_fcn); start_scale s > 0 starts the test-time
-  # ascent at y(0) = s p(x) (train.make_eval_start_fn; training keeps
+  # threshold (fcn_starts.mixed_with_fcn); start_scale s > 0 starts the test-time
+  # ascent at y(0) = s p(x) (fcn_starts.make_eval_start_fn; training keeps
   # `start`). Both ours; docs/horses.md.
   c.eval = ml_collections.ConfigDict(dict(
       num_crops=36, combine='average', inference=ascent(30, 50.0),

@@ -15,7 +15,6 @@ F1).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -36,12 +35,15 @@ from clu import parameter_overview
 
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
+from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import parallel
 from dvn_jax import preemption
+from dvn_jax import stacked
+from dvn_jax import tasks
 from dvn_jax import tuples
 from dvn_jax import writers
 from dvn_jax.datasets import horses
@@ -51,7 +53,6 @@ from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
 Array = jax.Array
-TASKS = ('segmentation', 'multilabel')
 # config.data.name -> (loader of all splits from config.data.path, the
 # number of mask channels it needs: 1 foreground channel for binary masks).
 SEGMENTATION_DATA = {
@@ -139,18 +140,6 @@ def eval_params(state: TrainState) -> Any:
 # ---------------------------------------------------- config -> specs ----
 
 
-def task_name(config: ml_collections.ConfigDict) -> str:
-  name = config.get('task', 'segmentation')
-  if name not in TASKS:
-    raise ConfigError(f'unknown task {name!r}; choose one of {list(TASKS)}')
-  return name
-
-
-def num_classes(config: ml_collections.ConfigDict) -> int:
-  """Mask channels K of a segmentation config: 1 (binary) or the classes."""
-  return config.get('num_classes', 1)
-
-
 def segmentation_data_name(config: ml_collections.ConfigDict) -> str:
   name = config.data.get('name', 'weizmann_horses')
   if name not in SEGMENTATION_DATA:
@@ -165,7 +154,7 @@ INIT_PREFIXES = {'tower': 'tower/', 'all': ''}
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError (one line) for values that cannot work."""
-  segmentation = task_name(config) == 'segmentation'
+  segmentation = tasks.task_name(config) == 'segmentation'
   checks = [
       (not segmentation or config.crop_size <= config.image_size,
        f'crop_size {config.crop_size} > image_size {config.image_size}'
@@ -198,9 +187,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    '--params=FILE)'))
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
-    checks.append((start_folds(config) >= 0,
-                   f'start.folds must be >= 0, got {start_folds(config)}'))
-    checks.append((not start_folds(config) or
+    checks.append((fcn_starts.start_folds(config) >= 0,
+                   'start.folds must be >= 0, got '
+                   f'{fcn_starts.start_folds(config)}'))
+    checks.append((not fcn_starts.start_folds(config) or
                    not config.get('augment', {}).get('scale', 0.0),
                    'start.folds > 0 (cross-fitted starts) cannot be combined '
                    'with augment.scale > 0 (the scale jitter would make the '
@@ -213,7 +203,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   checks.append((num_folds > 0 or held_out == -1,
                  f'data.held_out_fold={held_out} needs data.num_folds > 0'))
   fcn = config.get('eval', {}).get('fcn')
-  start_scale = eval_fcn_start_scale(config)
+  start_scale = fcn_starts.eval_fcn_start_scale(config)
   if fcn is not None and (fcn.weight or start_scale):
     checks.append((0 <= fcn.weight <= 1,
                    f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
@@ -235,9 +225,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  'keep_best_checkpoints must be >= 0'))
   if segmentation:
     checks.append((not config.get('iou_loss_weight', 0.0) or
-                   num_classes(config) == 1,
+                   tasks.num_classes(config) == 1,
                    'iou_loss_weight is for binary masks (sigmoid outputs); '
-                   f'this task has {num_classes(config)} classes'))
+                   f'this task has {tasks.num_classes(config)} classes'))
     augment = config.augment
     checks.append((0 <= augment.scale < 1,
                    f'augment.scale must be in [0, 1), got {augment.scale}'))
@@ -259,8 +249,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                            config.eval.num_crops)
     data_name = segmentation_data_name(config)
     expected = SEGMENTATION_DATA[data_name][1]
-    if num_classes(config) != expected:
-      raise ConfigError(f'bad config: num_classes is {num_classes(config)} '
+    if tasks.num_classes(config) != expected:
+      raise ConfigError('bad config: num_classes is '
+                        f'{tasks.num_classes(config)} '
                         f'but {data_name} masks have {expected} channel(s); '
                         f'set --config.num_classes={expected}')
     if (config.model.name == 'fcn' and
@@ -346,19 +337,19 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   are the task's number of classes."""
   kwargs = dict(config.model)
   name = kwargs.pop('name')
-  if (task_name(config) == 'segmentation' and
+  if (tasks.task_name(config) == 'segmentation' and
       name in models.MODELS and 'mask_channels' in
       models.MODELS[name].__dataclass_fields__):
-    kwargs.setdefault('mask_channels', num_classes(config))
+    kwargs.setdefault('mask_channels', tasks.num_classes(config))
   return models.create_model(name, **kwargs)
 
 
 def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
                       rng: Array) -> Any:
   """Initial parameters for one training input and output of the task."""
-  if task_name(config) == 'segmentation':
+  if tasks.task_name(config) == 'segmentation':
     return models.init_params(model, rng, config.crop_size,
-                              num_classes(config))
+                              tasks.num_classes(config))
   return models.init_params_for_shapes(model, rng, (config.data.num_features,),
                                        (config.model.num_labels,))
 
@@ -373,9 +364,10 @@ def init_chains(config: ml_collections.ConfigDict
   count = tuples.num_chains(config.batch_size, spec)
   if count == 0:
     return None
-  if task_name(config) == 'segmentation':
+  if tasks.task_name(config) == 'segmentation':
     crop = (config.crop_size, config.crop_size)
-    x_shape, y_shape = (count, *crop, 3), (count, *crop, num_classes(config))
+    x_shape = (count, *crop, 3)
+    y_shape = (count, *crop, tasks.num_classes(config))
   else:
     x_shape = (count, config.data.num_features)
     y_shape = (count, config.model.num_labels)
@@ -450,7 +442,7 @@ def bind_logit_fn(model: nn.Module, params: Any,
 
   Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
   are bound in their two stages, so inference encodes each input once.
-  `start` (x -> y(0), from `make_start_fn`) starts its ascents.
+  `start` (x -> y(0), from `fcn_starts.make_start_fn`) starts its ascents.
   """
   variables = {'params': params}
   if isinstance(model, models.TwoStageValueNet):
@@ -461,125 +453,6 @@ def bind_logit_fn(model: nn.Module, params: Any,
         start=start)
   return inference.ValueFn(
       lambda x, y: model.apply(variables, x, y, train=False), start=start)
-
-
-def class_probabilities(logits: Array) -> Array:
-  """Per-pixel probabilities of a classifier's logits (B, H, W, K): sigmoid
-  of the foreground for K = 1, softmax over the classes otherwise."""
-  return (jax.nn.softmax(logits) if logits.shape[-1] > 1 else
-          jax.nn.sigmoid(logits))
-
-
-def load_fcn_members(config: ml_collections.ConfigDict, path: str, field: str
-                     ) -> tuple[Callable[[Any, Array], Array], Any, int]:
-  """(probabilities(params, crops), params, ndim) of the FCN file `path`
-  (`config.start.model`'s architecture, configs/horses_fcn.py's): crops
-  (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of one
-  network's params; params as stored (an ensemble file of FCNs, from
-  `dvn_jax.ensemble`, stacks its members on a leading axis); ndim the rank
-  of one network's first parameter (`averaged_over_members`)."""
-  if task_name(config) != 'segmentation':
-    raise ConfigError(f'bad config: {field} (an FCN) needs a segmentation '
-                      'task')
-  kwargs = dict(config.start.model)
-  name = kwargs.pop('name', 'fcn')
-  if name != 'fcn':
-    raise ConfigError(f"bad config: start.model.name must be 'fcn', got "
-                      f'{name!r}')
-  k = num_classes(config)
-  kwargs.setdefault('num_classes', k)
-  net = models.create_model(name, **kwargs)
-  template = models.init_params(net, jax.random.key(0), config.crop_size, k)
-  params = checkpoints.load_params(path, template)
-  return (lambda p, x: class_probabilities(net.apply({'params': p}, x)),
-          params, jax.tree.leaves(template)[0].ndim)
-
-
-def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
-             ) -> Callable[[Array], Array]:
-  """crops x (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of
-  the FCN in `path` (`load_fcn_members`), or their mean over the members
-  of an ensemble file."""
-  probabilities, params, ndim = load_fcn_members(config, path, field)
-  return functools.partial(averaged_over_members(probabilities, ndim), params)
-
-
-def start_folds(config: ml_collections.ConfigDict) -> int:
-  """config.start.folds F: > 0 when training starts are cross-fitted
-  (`crossfit_start_maps`), 0 otherwise or where the config has none."""
-  start = config.get('start')
-  if start is None or not start.params:
-    return 0
-  return int(start.get('folds', 0))
-
-
-def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
-                        ) -> Array:
-  """y(0) maps (N, H, W, K) of the training images, cross-fitted: image i's
-  is scale p_f(x_i) + (1 - scale) P(0), p_f the soft mask (crops averaged,
-  `fcn_soft_masks`, the FCN's test protocol) of member f = i mod F of the
-  ensemble file `config.start.params`, whose member f was trained without
-  fold f of the same split (`data.held_out_fold=f`, `without_fold`): an
-  image's start never comes from an FCN that saw it, so training starts are
-  as good as the starts at test (ours; docs/horses.md)."""
-  folds = start_folds(config)
-  probabilities, params, ndim = load_fcn_members(config, config.start.params,
-                                                 'start.params')
-  first = jax.tree.leaves(params)[0]
-  members = first.shape[0] if first.ndim == ndim + 1 else 1
-  if members != folds:
-    raise ConfigError(
-        f'bad config: start.folds is {folds} but {config.start.params} holds '
-        f'{members} FCN(s); stack one FCN per fold, in fold order, with '
-        'python -m dvn_jax.ensemble')
-  offsets = inference.crop_offsets(config.image_size, config.crop_size,
-                                   config.eval.num_crops)
-  apply = jax.jit(probabilities)
-  fold = np.arange(images.shape[0]) % folds
-  maps = np.zeros(images.shape[:-1] + (num_classes(config),), np.float32)
-  for f in range(folds):
-    member = jax.tree.map(lambda p, f=f: p[f], params)
-    maps[fold == f] = np.asarray(fcn_soft_masks(
-        functools.partial(apply, member), images[fold == f], offsets,
-        config.crop_size))
-  k = num_classes(config)
-  scale = float(config.start.scale)
-  return jnp.asarray(scale * maps + (1.0 - scale) * (0.0 if k == 1 else 1 / k))
-
-
-def without_fold(split: Any, num_folds: int, held_out: int) -> Any:
-  """The split less its fold `held_out` of `num_folds` (examples i with
-  i mod num_folds == held_out): the training data of a cross-fitted FCN."""
-  keep = np.arange(len(split)) % num_folds != held_out
-  return type(split)(**{field.name: getattr(split, field.name)[keep]
-                        for field in dataclasses.fields(split)})
-
-
-def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,
-                 field: str) -> Callable[[Array], Array]:
-  """x (crops in [0, 1]) -> y(0) = scale p(x) + (1 - scale) P(0): p(x) the
-  soft mask of the fixed FCN (or FCN ensemble) in `path`, P(0) the paper's
-  start (0 for binary masks, 1/K for K classes)."""
-  fcn_probabilities = load_fcn(config, path, field)
-  k = num_classes(config)
-  base = 0.0 if k == 1 else 1.0 / k
-
-  def start_fn(x: Array) -> Array:
-    return scale * fcn_probabilities(x) + (1.0 - scale) * base
-
-  return start_fn
-
-
-def make_start_fn(config: ml_collections.ConfigDict
-                  ) -> Callable[[Array], Array] | None:
-  """y(0) of every inference ascent, in training and at test, from
-  `config.start` (`fcn_start_fn` of `start.params`, `start.scale`), or None
-  (P(0)). Ours, not the paper's; docs/horses.md."""
-  start = config.get('start')
-  if start is None or not start.params:
-    return None
-  return fcn_start_fn(config, start.params, float(start.scale),
-                      'start.params')
 
 
 ENSEMBLES = ('outputs', 'values')
@@ -593,61 +466,11 @@ def eval_ensemble(config: ml_collections.ConfigDict) -> str:
   return config.get('eval', {}).get('ensemble', 'outputs')
 
 
-def eval_fcn_start_scale(config: ml_collections.ConfigDict) -> float:
-  """config.eval.fcn.start_scale, 0 (off) where the config has none (one
-  saved before the field existed, or a task without eval.fcn)."""
-  fcn_cfg = config.get('eval', {}).get('fcn')
-  return float(fcn_cfg.get('start_scale', 0.0)) if fcn_cfg is not None else 0.0
-
-
-def make_eval_start_fn(config: ml_collections.ConfigDict
-                       ) -> Callable[[Array], Array] | None:
-  """y(0) of the test-time ascent: with eval.fcn.start_scale s > 0,
-  `fcn_start_fn` of eval.fcn's FCN at scale s (test time only; training
-  keeps its own start); otherwise `make_start_fn`'s."""
-  scale = eval_fcn_start_scale(config)
-  if not scale:
-    return make_start_fn(config)
-  return fcn_start_fn(config, config.eval.fcn.params, scale, 'eval.fcn.params')
-
-
-def fcn_soft_masks(probabilities: Callable[[Array], Array], images: Array,
-                   offsets: np.ndarray, crop_size: int) -> Array:
-  """An FCN's class probabilities (B, H, W, K) of float images, averaged
-  over the crops at `offsets` (the baseline's test protocol, Sec. 5.2);
-  `probabilities` maps crops to per-pixel probabilities."""
-  crops = inference.extract_crops(images, offsets, crop_size)
-  flat = crops.reshape((-1,) + crops.shape[2:])
-  probs = probabilities(flat)
-  probs = probs.reshape(crops.shape[:2] + probs.shape[1:])
-  return inference.average_crops(probs, offsets, images.shape[1])
-
-
-def mixed_with_fcn(predict: Callable, config: ml_collections.ConfigDict,
-                   offsets: np.ndarray) -> Callable:
-  """predict, its soft masks averaged with an FCN's when config.eval.fcn
-  has a weight w > 0: (1 - w) predict + w FCN (a model ensemble after
-  inference; ours, docs/horses.md). The FCN (or an ensemble file of FCNs,
-  their masks averaged) is held fixed."""
-  fcn_cfg = config.eval.get('fcn')
-  if fcn_cfg is None or fcn_cfg.weight == 0:
-    return predict
-  fcn_probabilities = load_fcn(config, fcn_cfg.params, 'eval.fcn.params')
-  weight = float(fcn_cfg.weight)
-
-  def mixed(params, images):
-    fcn = fcn_soft_masks(fcn_probabilities, input_pipeline.images_to_float(
-        images), offsets, config.crop_size)
-    return (1.0 - weight) * predict(params, images) + weight * fcn
-
-  return mixed
-
-
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
   """batch(rng, inputs, targets) -> (x, y*): random crops (and flips, and
   `config.augment`'s scale jitter and colour jitter of x) for segmentation,
   the examples as they are for multi-label."""
-  if task_name(config) == 'multilabel':
+  if tasks.task_name(config) == 'multilabel':
     return lambda rng, inputs, targets: (inputs, targets)
   crop_size, flip = config.crop_size, config.flip
   jitter = dict(config.augment)
@@ -689,7 +512,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   inputs and targets are the whole training set as float32 on the device
   (images (N, H, W, 3) and masks (N, H, W, K), or features (N, D) and labels
   (N, L)); indices (B,) pick the batch. With start.folds > 0 the targets
-  are (N, H, W, 2K): the masks, then `crossfit_start_maps`. With a mesh, the step is data
+  are (N, H, W, 2K): the masks, then `fcn_starts.crossfit_start_maps`. With a mesh, the step is data
   parallel over its devices (parallel.py).
   """
   if config.model.name in models.CLASSIFIERS:
@@ -701,9 +524,9 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   base_key = jax.random.key(config.seed)
   averaged = make_averager(config)
   echo = tuple_echo(config)
-  start_fn = make_start_fn(config)
-  crossfit = start_folds(config) > 0
-  k = num_classes(config)
+  start_fn = fcn_starts.make_start_fn(config)
+  crossfit = fcn_starts.start_folds(config) > 0
+  k = tasks.num_classes(config)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -766,7 +589,8 @@ def make_classifier_train_step(model: nn.Module,
   base_key = jax.random.key(config.seed)
   batch_fn = make_batch_fn(config)
   averaged = make_averager(config)
-  multiclass = task_name(config) == 'segmentation' and num_classes(config) > 1
+  multiclass = (tasks.task_name(config) == 'segmentation'
+                and tasks.num_classes(config) > 1)
   # Ours (configs/horses_fcn.py): + iou_loss_weight x (1 - relaxed IoU of the
   # sigmoid mask), per crop; 0 = the paper's per-pixel cross-entropy alone.
   # (check_config refuses it for multi-class masks.)
@@ -812,40 +636,14 @@ def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
   return jax.tree.leaves(shapes)[0].ndim
 
 
-def split_members(params: Any, ndim: int) -> list[Any]:
-  """[params] of one network, or an ensemble's members (parameters stacked
-  on a leading axis; `ndim` the rank of one network's first parameter)."""
-  if jax.tree.leaves(params)[0].ndim == ndim:
-    return [params]
-  members = jax.tree.leaves(params)[0].shape[0]
-  return [jax.tree.map(lambda p, i=i: p[i], params) for i in range(members)]
-
-
-def averaged_over_members(predict: Callable, ndim: int) -> Callable:
-  """predict(params, inputs) that also takes an ensemble: parameters stacked
-  on a leading member axis (`checkpoints.stack_params`; `ndim` is the rank
-  of one network's first parameter). An ensemble's output is the mean of
-  its members' outputs (masks, or trajectories, averaged: mask averaging
-  over networks, as over crops in paper Sec. 5.4)."""
-  def ensemble_predict(params, inputs):
-    members = split_members(params, ndim)
-    if len(members) == 1:
-      return predict(members[0], inputs)
-    # One traced copy per member, not lax.map: convolutions inside a rolled
-    # loop leave XLA's fast path on a CPU (docs/throughput.md).
-    outputs = [predict(member, inputs) for member in members]
-    return jax.tree.map(lambda *outs: sum(outs) / len(members), *outputs)
-  return ensemble_predict
-
-
 def bind_members(model: nn.Module, params: Any, ndim: int,
                  start: Callable[[Array], Array] | None = None
                  ) -> inference.ValueFn:
   """`bind_logit_fn` of one network, or of an ensemble as one value
   function: its members' mean value (`inference.mean_value_fn`). Under
-  `averaged_over_members` it only ever sees one network."""
+  `stacked.averaged_over_members` it only ever sees one network."""
   members = [bind_logit_fn(model, member, start)
-             for member in split_members(params, ndim)]
+             for member in stacked.split_members(params, ndim)]
   return members[0] if len(members) == 1 else inference.mean_value_fn(members)
 
 
@@ -854,11 +652,11 @@ def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
                     then: Callable[[Callable], Callable] | None = None,
                     per_member: bool = True) -> Callable:
   """jit, or on a mesh: the batch split over its devices, a host result;
-  for one network or an ensemble (`averaged_over_members`, unless
+  for one network or an ensemble (`stacked.averaged_over_members`, unless
   `per_member` is False: `predict` takes an ensemble itself), whose
-  prediction `then(predict)` may wrap (`mixed_with_fcn`)."""
+  prediction `then(predict)` may wrap (`fcn_starts.mixed_with_fcn`)."""
   if per_member:
-    predict = averaged_over_members(predict, ndim)
+    predict = stacked.averaged_over_members(predict, ndim)
   if then is not None:
     predict = then(predict)
   if mesh is None:
@@ -902,7 +700,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   features (B, D)) -> label scores (B, L) in [0, 1]. With a mesh
   (not with return_trajectory) the batch is split over its devices.
   """
-  if task_name(config) == 'multilabel':
+  if tasks.task_name(config) == 'multilabel':
     return make_multilabel_predict_fn(model, config, mesh)
   ndim = parameter_ndim(model, config)
   eval_cfg = config.eval
@@ -911,8 +709,9 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   if config.model.name == 'fcn':
     def predict(params, images):
-      return fcn_soft_masks(
-          lambda x: class_probabilities(model.apply({'params': params}, x)),
+      return fcn_starts.fcn_soft_masks(
+          lambda x: fcn_starts.class_probabilities(
+              model.apply({'params': params}, x)),
           input_pipeline.images_to_float(images), offsets, config.crop_size)
     return compile_predict(predict, mesh, ndim)
 
@@ -920,7 +719,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
   if (warning := slow_compile_warning(config)) is not None:
     logging.warning(warning)
-  start_fn = make_eval_start_fn(config)
+  start_fn = fcn_starts.make_eval_start_fn(config)
   mean_value = eval_ensemble(config) == 'values'
 
   def predict(params, images):
@@ -928,14 +727,14 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
         bind_members(model, params, ndim, start_fn),
         input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
-        combine=eval_cfg.combine, num_classes=num_classes(config), spec=spec,
-        return_trajectory=return_trajectory, rng=eval_key)
+        combine=eval_cfg.combine, num_classes=tasks.num_classes(config),
+        spec=spec, return_trajectory=return_trajectory, rng=eval_key)
     return (masks, trajectory) if return_trajectory else masks
 
   if return_trajectory:
     return compile_predict(predict, None, ndim, per_member=not mean_value)
   return compile_predict(predict, mesh, ndim, then=functools.partial(
-      mixed_with_fcn, config=config, offsets=offsets),
+      fcn_starts.mixed_with_fcn, config=config, offsets=offsets),
                          per_member=not mean_value)
 
 
@@ -999,7 +798,7 @@ def load_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
   training file ('trainval'; never test), so a model scores the same
   whichever split it was trained on.
   """
-  if task_name(config) == 'segmentation':
+  if tasks.task_name(config) == 'segmentation':
     loader, _ = SEGMENTATION_DATA[segmentation_data_name(config)]
     return loader(config.data.path)
   name = config.data.name
@@ -1091,7 +890,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   if config.data.get('num_folds', 0):
-    train_split = without_fold(train_split, config.data.num_folds,
+    train_split = fcn_starts.without_fold(train_split, config.data.num_folds,
                                config.data.held_out_fold)
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   if (config.data.train_split, config.data.eval_split) in TRAINED_ON:
@@ -1107,11 +906,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         mesh, 'the inference chains (the inference share of batch_size)')
   replicated = parallel.replicated(mesh)
   inputs, targets = train_arrays(train_split)
-  if start_folds(config):
+  if fcn_starts.start_folds(config):
     # The cross-fitted starts ride along as extra target channels, cropped
     # with the masks (make_train_step splits them off).
     targets = jnp.concatenate(
-        [targets, crossfit_start_maps(config, inputs)], axis=-1)
+        [targets, fcn_starts.crossfit_start_maps(config, inputs)], axis=-1)
   inputs, targets = (parallel.put(a, replicated) for a in (inputs, targets))
 
   model = create_model(config)
@@ -1241,12 +1040,6 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
   return eval_params(restore_state(model, config, workdir))
 
 
-def stack_members(trees: Sequence[Any]) -> Any:
-  """Parameter trees of one model stacked on a new leading axis: an ensemble
-  for `averaged_over_members` (as `checkpoints.stack_params` for files)."""
-  return jax.tree.map(lambda *leaves: np.stack(leaves), *trees)
-
-
 def evaluate_params(config: ml_collections.ConfigDict, model: nn.Module,
                     params: Any, splits: Sequence[str]
                     ) -> dict[str, dict[str, float]]:
@@ -1289,7 +1082,7 @@ def evaluate_ensemble(config: ml_collections.ConfigDict,
   model = create_model(config)
   members = [load_trained_params(model, config, workdir)
              for workdir in workdirs]
-  return evaluate_params(config, model, stack_members(members), splits)
+  return evaluate_params(config, model, stacked.stack_members(members), splits)
 
 
 def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,

@@ -465,7 +465,7 @@ def generate_tuples_with_chains(
   inference outputs (adversarial_start 'inference' or
   'ground_truth_or_inference'). `starts` (B, ...), when given, is y(0) of
   each example's inference trajectory (in place of logit_fn's start: the
-  cross-fitted starts of train.crossfit_start_maps). Returns (x, y, v*,
+  cross-fitted starts of fcn_starts.crossfit_start_maps). Returns (x, y, v*,
   the advanced chains).
   """
   def starts_of(rows: slice) -> Array | None:

@@ -12,9 +12,11 @@ from configs import horses as horses_config
 from configs import horses_fcn as fcn_config_module
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
+from dvn_jax import fcn_starts
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
+from dvn_jax import stacked
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
@@ -259,11 +261,12 @@ def test_predict_fn_ascends_an_ensembles_mean_value():
   with config.unlocked():
     config.eval.ensemble = 'values'
   values = train.make_predict_fn(model, config)
-  np.testing.assert_allclose(values(train.stack_members([members[0]] * 2), images),
+  twice = stacked.stack_members([members[0]] * 2)
+  np.testing.assert_allclose(values(twice, images),
                              outputs(members[0], images), atol=1e-6)
   np.testing.assert_allclose(values(members[1], images),
                              outputs(members[1], images), atol=1e-6)
-  pair = train.stack_members(members)
+  pair = stacked.stack_members(members)
   assert not np.allclose(values(pair, images), outputs(pair, images),
                          atol=1e-3)
   with config.unlocked():
@@ -494,9 +497,9 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
   train.check_config(config)
   x = jax.random.uniform(jax.random.key(6), (3, 24, 24, 3))
   expected = 0.5 * jax.nn.sigmoid(fcn.apply({'params': fcn_params}, x))
-  np.testing.assert_allclose(train.make_start_fn(config)(x), expected,
+  np.testing.assert_allclose(fcn_starts.make_start_fn(config)(x), expected,
                              rtol=1e-5)
-  assert train.make_start_fn(horses_config.get_config('smoke')) is None
+  assert fcn_starts.make_start_fn(horses_config.get_config('smoke')) is None
   # A flat value net (zero output kernel) leaves the masks at y(0).
   model = train.create_model(config)
   params = train.init_model_params(model, config, jax.random.key(0))
@@ -513,13 +516,13 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
   config.start.params = os.path.join(os.path.dirname(__file__), '..',
                                      'released', 'horses_dvn.npz')
   with pytest.raises(CheckpointError, match='does not fit'):   # not an FCN
-    train.make_start_fn(config)
+    fcn_starts.make_start_fn(config)
 
 
 def test_without_fold_drops_every_fth_example_and_keeps_the_rest():
   data = train.load_data(horses_config.get_config('smoke'))
   train_split = data['train']
-  kept = train.without_fold(train_split, 5, 2)
+  kept = fcn_starts.without_fold(train_split, 5, 2)
   assert len(kept) == len(train_split) - len(train_split) // 5
   np.testing.assert_array_equal(kept.names, [
       n for i, n in enumerate(train_split.names) if i % 5 != 2])
@@ -552,16 +555,16 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
   train.check_config(config)
   images = input_pipeline.images_to_float(
       train.load_data(config)['train'].images[:5])
-  maps = train.crossfit_start_maps(config, images)
+  maps = fcn_starts.crossfit_start_maps(config, images)
   assert maps.shape == images.shape[:-1] + (1,)
   offsets = train.inference.crop_offsets(32, 24, 4)
   for f in range(2):
-    member = train.load_fcn(config, paths[f], 'start.params')
-    np.testing.assert_allclose(maps[f::2], 0.5 * train.fcn_soft_masks(
+    member = fcn_starts.load_fcn(config, paths[f], 'start.params')
+    np.testing.assert_allclose(maps[f::2], 0.5 * fcn_starts.fcn_soft_masks(
         member, images[f::2], offsets, 24), atol=1e-5)
-  assert not np.allclose(maps[0], 0.5 * train.fcn_soft_masks(
-      train.load_fcn(config, paths[1], 'start.params'), images[:1], offsets,
-      24)[0], atol=1e-3)
+  assert not np.allclose(maps[0], 0.5 * fcn_starts.fcn_soft_masks(
+      fcn_starts.load_fcn(config, paths[1], 'start.params'), images[:1],
+      offsets, 24)[0], atol=1e-3)
   # The starts reach the trajectories: with a zero step the inference
   # tuples are the starts themselves, cropped as their images.
   config.tuples.inference.step_size = 0.0
@@ -589,7 +592,7 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
     step(train.create_state(model, tx, config), images, masks, np.arange(4))
   config.start.folds = 3
   with pytest.raises(ConfigError, match='start.folds is 3 but'):
-    train.crossfit_start_maps(config, images)
+    fcn_starts.crossfit_start_maps(config, images)
   config.start.folds, config.augment.scale = 2, 0.1
   with pytest.raises(ConfigError, match='cannot be combined'):
     train.check_config(config)
@@ -634,7 +637,7 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.params, config.eval.fcn.weight = path, 0.0
   config.eval.fcn.start_scale = 0.5
   train.check_config(config)
-  assert train.make_start_fn(config) is None
+  assert fcn_starts.make_start_fn(config) is None
   flat = dict(params, out=dict(params['out'], kernel=jnp.zeros_like(
       params['out']['kernel'])))
   started = train.make_predict_fn(model, config)(flat, images)
