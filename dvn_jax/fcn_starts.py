@@ -101,13 +101,13 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
                                    config.eval.num_crops)
   apply = jax.jit(probabilities)
   fold = np.arange(images.shape[0]) % folds
-  maps = np.zeros(images.shape[:-1] + (tasks.num_classes(config),), np.float32)
+  k = tasks.num_classes(config)
+  maps = np.zeros(images.shape[:-1] + (k,), np.float32)
   for f in range(folds):
     member = jax.tree.map(lambda p, f=f: p[f], params)
     maps[fold == f] = np.asarray(fcn_soft_masks(
         functools.partial(apply, member), images[fold == f], offsets,
         config.crop_size))
-  k = tasks.num_classes(config)
   scale = float(config.start.scale)
   return jnp.asarray(scale * maps + (1.0 - scale) * (0.0 if k == 1 else 1 / k))
 

@@ -187,10 +187,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    '--params=FILE)'))
     checks.append((0 < start.scale <= 1,
                    f'start.scale must be in (0, 1], got {start.scale}'))
-    checks.append((fcn_starts.start_folds(config) >= 0,
-                   'start.folds must be >= 0, got '
-                   f'{fcn_starts.start_folds(config)}'))
-    checks.append((not fcn_starts.start_folds(config) or
+    folds = fcn_starts.start_folds(config)
+    checks.append((folds >= 0, f'start.folds must be >= 0, got {folds}'))
+    checks.append((not folds or
                    not config.get('augment', {}).get('scale', 0.0),
                    'start.folds > 0 (cross-fitted starts) cannot be combined '
                    'with augment.scale > 0 (the scale jitter would make the '
@@ -512,8 +511,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   inputs and targets are the whole training set as float32 on the device
   (images (N, H, W, 3) and masks (N, H, W, K), or features (N, D) and labels
   (N, L)); indices (B,) pick the batch. With start.folds > 0 the targets
-  are (N, H, W, 2K): the masks, then `fcn_starts.crossfit_start_maps`. With a mesh, the step is data
-  parallel over its devices (parallel.py).
+  are (N, H, W, 2K): the masks, then `fcn_starts.crossfit_start_maps`.
+  With a mesh, the step is data parallel over its devices (parallel.py).
   """
   if config.model.name in models.CLASSIFIERS:
     return make_classifier_train_step(model, tx, config, mesh)
@@ -890,8 +889,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   if config.data.get('num_folds', 0):
-    train_split = fcn_starts.without_fold(train_split, config.data.num_folds,
-                               config.data.held_out_fold)
+    train_split = fcn_starts.without_fold(
+        train_split, config.data.num_folds, config.data.held_out_fold)
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   if (config.data.train_split, config.data.eval_split) in TRAINED_ON:
     logging.warning('data.eval_split=%s is part of data.train_split=%s: its '
