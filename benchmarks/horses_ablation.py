@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import evaluate
 from dvn_jax import train
@@ -73,7 +74,7 @@ def score(config, params, split, combine: str, num_crops: int
   with config.unlocked():
     config.eval.combine = combine
     config.eval.num_crops = num_crops
-  model = train.create_model(config)
+  model = builders.create_model(config)
   predict = functools.partial(train.make_predict_fn(model, config), params)
   soft = evaluate.predict_in_batches(predict, split.images,
                                      config.eval.batch_size)[..., 0]
@@ -103,7 +104,7 @@ def run(base, root: str, num_test_images: int = 0) -> str:
     workdir = os.path.join(root, name)
     start = time.perf_counter()
     train.train_and_evaluate(config, workdir, evaluate_last=False)
-    model = train.create_model(config)
+    model = builders.create_model(config)
     params[name] = train.load_trained_params(model, config, workdir)
     result = score(config, params[name], test, config.eval.combine,
                    config.eval.num_crops)['binary']

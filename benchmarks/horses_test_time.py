@@ -34,6 +34,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
@@ -157,7 +158,7 @@ def run(base, workdir: str | None, names: list[str], thresholds: list[float],
   if num_images:
     images, masks = images[:num_images], masks[:num_images]
   fcn_masks = fcn_masks_fn(base, images) if fcn_weights else None
-  model = train.create_model(base)
+  model = builders.create_model(base)
   params = train.load_trained_params(model, base, workdir, params_path)
   records = []
   for name in names:

@@ -30,6 +30,7 @@ from absl import flags
 
 import machine
 from configs import horses as horses_config
+from dvn_jax import builders
 from dvn_jax import input_pipeline
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -145,8 +146,8 @@ def make_torch_predict(torch, net, image):
 
 
 def make_jax_step(config, images, masks):
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   step = train.make_train_step(model, tx, config)
   holder = {'state': train.create_state(model, tx, config), 'i': 0}
 

@@ -27,6 +27,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import machine
+from dvn_jax import builders
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
 from dvn_jax import tasks
@@ -56,8 +57,8 @@ def multilabel_speed(config) -> None:
   """Train step and batched test-split prediction, in examples/s."""
   data = train.load_data(config)
   features, labels = train.train_arrays(data['train'])
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   step = train.make_train_step(model, tx, config)
   b = config.batch_size
   idx = input_pipeline.batch_indices(0, 0, len(features), b)
@@ -90,8 +91,8 @@ def main(_):
   data = horses.load_weizmann_horses()['train']
   images = input_pipeline.images_to_float(data.images)
   masks = input_pipeline.masks_to_float(data.masks)
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   state = train.create_state(model, tx, config)
   b = config.batch_size
   idx = input_pipeline.batch_indices(0, 0, len(images), b)

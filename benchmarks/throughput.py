@@ -29,6 +29,7 @@ from absl import flags
 from ml_collections import config_flags
 
 import machine
+from dvn_jax import builders
 from dvn_jax import input_pipeline
 from dvn_jax import parallel
 from dvn_jax import tasks
@@ -91,8 +92,8 @@ def with_settings(config, batch_size: int, unroll: int):
 
 def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   """Train step and prediction timings for one config."""
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   rep = parallel.replicated(mesh)
   inputs, targets = (parallel.put(a, rep)
                      for a in train.train_arrays(data['train']))

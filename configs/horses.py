@@ -151,7 +151,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # running a fresh 20-step trajectory.
       inference_chains=False, chain_steps=1,
       # Value-net updates on each generated batch of tuples (1 = the
-      # paper's one; k > 1 reuses them: "data echoing", train.tuple_echo).
+      # paper's one; k > 1 reuses them: "data echoing", builders.tuple_echo).
       echo=1))
 
   # Mask averaging scored above joint inference on val (74.4 vs 73.9).

@@ -27,6 +27,7 @@ from ml_collections import config_flags
 from PIL import Image
 from PIL import ImageDraw
 
+from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -80,7 +81,7 @@ def grid(rows: list[list[np.ndarray]], header: list[str]) -> Image.Image:
 
 
 def load_model(config, workdir: str | None, params_path: str | None = None):
-  model = train.create_model(config)
+  model = builders.create_model(config)
   return model, train.load_trained_params(model, config, workdir, params_path)
 
 

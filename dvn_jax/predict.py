@@ -26,6 +26,7 @@ from ml_collections import config_flags
 from PIL import Image
 from PIL import UnidentifiedImageError
 
+from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import train
 from dvn_jax.errors import DataError
@@ -102,7 +103,7 @@ def predict_files(config, workdir: str | None, paths: Sequence[str],
   """Segments each file; returns the mask paths written."""
   targets = mask_paths(paths, output_dir)  # fail before the slow part
   images = [read_image(p) for p in paths]
-  model = train.create_model(config)
+  model = builders.create_model(config)
   params = train.load_trained_params(model, config, workdir, params_path)
   predict_fn = train.make_predict_fn(model, config)
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ indices)`, which takes a batch (random crops for segmentation), generates
 tuples (tuples.py, which calls inference.py and oracles.py) and takes one
 optimizer step -> metrics, checkpoints. `evaluate_checkpoint` restores a
 workdir's latest checkpoint and scores a split. No ConfigDict enters a
-jitted function: configs are turned into hashable specs and closed over.
+jitted function: builders.py turns configs into hashable specs, models
+and optimizers, which are closed over.
 
 Two tasks share the loop (`config.task`): 'segmentation' (images and
 masks, crops; binary horses scored by IoU, 3-class faces by superpixel
@@ -33,6 +34,7 @@ import optax
 from absl import logging
 from clu import parameter_overview
 
+from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
@@ -46,20 +48,12 @@ from dvn_jax import stacked
 from dvn_jax import tasks
 from dvn_jax import tuples
 from dvn_jax import writers
-from dvn_jax.datasets import horses
 from dvn_jax.datasets import multilabel
 from dvn_jax.datasets import part_labels
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 
 Array = jax.Array
-# config.data.name -> (loader of all splits from config.data.path, the
-# number of mask channels it needs: 1 foreground channel for binary masks).
-SEGMENTATION_DATA = {
-    'weizmann_horses': (lambda path: horses.load_weizmann_horses(path or None),
-                        1),
-    'lfw_part_labels': (part_labels.load_part_labels, part_labels.NUM_CLASSES),
-}
 
 
 class TrainingDivergedError(DvnError):
@@ -77,15 +71,6 @@ class TrainState(flax.struct.PyTreeNode):
   ema_params: Any = None
 
 
-def ema_decay(config: ml_collections.ConfigDict) -> float:
-  """config.ema_decay (0 = no moving average), checked to be in [0, 1)."""
-  decay = config.get('ema_decay', 0.0)
-  if not 0.0 <= decay < 1.0:
-    raise ConfigError(f'bad config: ema_decay must be in [0, 1) (0 = off), '
-                      f'got {decay}')
-  return decay
-
-
 def update_ema(ema_params: Any, params: Any, decay: float, step: Array) -> Any:
   """One step of the parameters' exponential moving average.
 
@@ -98,25 +83,11 @@ def update_ema(ema_params: Any, params: Any, decay: float, step: Array) -> Any:
                       params)
 
 
-def tuple_echo(config: ml_collections.ConfigDict) -> int:
-  """config.tuples.echo: value-net updates on each generated batch of tuples
-  (1 = one, the paper's; k > 1 reuses the tuples k times, "data echoing",
-  Choi et al. 2019: the tuples' oracle values are exact, so reuse only ages
-  them). Checked to be >= 1. Classifiers (no tuples) make one update."""
-  if config.model.name in models.CLASSIFIERS:
-    return 1
-  echo = config.get('tuples', {}).get('echo', 1)
-  if not isinstance(echo, int) or echo < 1:
-    raise ConfigError(f'bad config: tuples.echo must be an integer >= 1 '
-                      f'(1 = no reuse), got {echo!r}')
-  return echo
-
-
 def make_averager(config: ml_collections.ConfigDict) -> Callable[..., Any]:
   """averaged(ema_params, new_params, num_updates) -> the next moving average
   (None without one), for the train steps; num_updates counts the updates
   before this one (train steps times tuples.echo), for the warm-up."""
-  decay = ema_decay(config)
+  decay = builders.ema_decay(config)
 
   def averaged(ema_params: Any, params: Any, num_updates: Array) -> Any:
     if ema_params is None:
@@ -137,212 +108,6 @@ def eval_params(state: TrainState) -> Any:
   return state.params if state.ema_params is None else state.ema_params
 
 
-# ---------------------------------------------------- config -> specs ----
-
-
-def segmentation_data_name(config: ml_collections.ConfigDict) -> str:
-  name = config.data.get('name', 'weizmann_horses')
-  if name not in SEGMENTATION_DATA:
-    raise ConfigError(f'unknown data.name {name!r} for segmentation; choose '
-                      f'one of {sorted(SEGMENTATION_DATA)}')
-  return name
-
-
-# config.init_layers -> the prefix of the parameter names warm_start copies.
-INIT_PREFIXES = {'tower': 'tower/', 'all': ''}
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError (one line) for values that cannot work."""
-  segmentation = tasks.task_name(config) == 'segmentation'
-  checks = [
-      (not segmentation or config.crop_size <= config.image_size,
-       f'crop_size {config.crop_size} > image_size {config.image_size}'
-       if segmentation else ''),
-      (not segmentation or config.crop_size >= 1,
-       f'crop_size must be >= 1, got {config.get("crop_size")}'),
-      (config.batch_size >= 1,
-       f'batch_size must be >= 1, got {config.batch_size}'),
-      (config.num_train_steps >= 0,
-       f'num_train_steps must be >= 0, got {config.num_train_steps}'),
-      (config.optimizer.learning_rate > 0,
-       f'optimizer.learning_rate must be > 0, got '
-       f'{config.optimizer.learning_rate}'),
-      (config.eval.batch_size >= 1,
-       f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
-  ]
-  init_layers = config.get('init_layers', 'tower')
-  checks.append((init_layers in INIT_PREFIXES,
-                 f'init_layers must be one of {sorted(INIT_PREFIXES)}, got '
-                 f'{init_layers!r}'))
-  if config.init_from:
-    checks.append((os.path.isfile(config.init_from),
-                   f'init_from file not found: {config.init_from} (export '
-                   'one with --mode=export --params=FILE)'))
-  start = config.get('start')
-  if start is not None and start.params:
-    checks.append((os.path.isfile(start.params),
-                   f'start.params file not found: {start.params} (export a '
-                   'trained configs/horses_fcn.py run with --mode=export '
-                   '--params=FILE)'))
-    checks.append((0 < start.scale <= 1,
-                   f'start.scale must be in (0, 1], got {start.scale}'))
-    folds = fcn_starts.start_folds(config)
-    checks.append((folds >= 0, f'start.folds must be >= 0, got {folds}'))
-    checks.append((not folds or
-                   not config.get('augment', {}).get('scale', 0.0),
-                   'start.folds > 0 (cross-fitted starts) cannot be combined '
-                   'with augment.scale > 0 (the scale jitter would make the '
-                   'start maps hard); set one of them to 0'))
-  num_folds = config.data.get('num_folds', 0)
-  held_out = config.data.get('held_out_fold', -1)
-  checks.append((num_folds == 0 or 0 <= held_out < num_folds,
-                 f'data.held_out_fold must be in [0, {num_folds}) with '
-                 f'data.num_folds={num_folds}, got {held_out}'))
-  checks.append((num_folds > 0 or held_out == -1,
-                 f'data.held_out_fold={held_out} needs data.num_folds > 0'))
-  fcn = config.get('eval', {}).get('fcn')
-  start_scale = fcn_starts.eval_fcn_start_scale(config)
-  if fcn is not None and (fcn.weight or start_scale):
-    checks.append((0 <= fcn.weight <= 1,
-                   f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
-    checks.append((0 <= start_scale <= 1,
-                   f'eval.fcn.start_scale must be in [0, 1], got '
-                   f'{start_scale}'))
-    checks.append((os.path.isfile(fcn.params),
-                   f'eval.fcn.params file not found: {fcn.params!r} (needed '
-                   'by eval.fcn.weight or start_scale > 0; export a trained '
-                   'configs/horses_fcn.py run with --mode=export '
-                   '--params=FILE)'))
-  checks.append((eval_ensemble(config) in ENSEMBLES,
-                 f'eval.ensemble must be one of {ENSEMBLES}, got '
-                 f'{eval_ensemble(config)!r}'))
-  for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
-                'max_checkpoints_to_keep'):
-    checks.append((config[every] >= 1, f'{every} must be >= 1'))
-  checks.append((config.keep_best_checkpoints >= 0,
-                 'keep_best_checkpoints must be >= 0'))
-  if segmentation:
-    checks.append((not config.get('iou_loss_weight', 0.0) or
-                   tasks.num_classes(config) == 1,
-                   'iou_loss_weight is for binary masks (sigmoid outputs); '
-                   f'this task has {tasks.num_classes(config)} classes'))
-    augment = config.augment
-    checks.append((0 <= augment.scale < 1,
-                   f'augment.scale must be in [0, 1), got {augment.scale}'))
-    for name in ('brightness', 'contrast', 'saturation'):
-      checks.append((augment[name] >= 0,
-                     f'augment.{name} must be >= 0, got {augment[name]}'))
-  for ok, message in checks:
-    if not ok:
-      raise ConfigError(f'bad config: {message}')
-  ema_decay(config)
-  # Building the specs validates the rest.
-  create_model(config)
-  if config.model.name not in models.CLASSIFIERS:
-    tuple_echo(config)
-    tuple_spec_from_config(config)
-    ascent_spec_from_config(config.eval.inference)
-  if segmentation:
-    inference.crop_offsets(config.image_size, config.crop_size,
-                           config.eval.num_crops)
-    data_name = segmentation_data_name(config)
-    expected = SEGMENTATION_DATA[data_name][1]
-    if tasks.num_classes(config) != expected:
-      raise ConfigError('bad config: num_classes is '
-                        f'{tasks.num_classes(config)} '
-                        f'but {data_name} masks have {expected} channel(s); '
-                        f'set --config.num_classes={expected}')
-    if (config.model.name == 'fcn' and
-        config.model.get('num_classes', 1) != expected):
-      raise ConfigError(f'bad config: the FCN predicts '
-                        f'{config.model.get("num_classes", 1)} channel(s) but '
-                        f'{data_name} masks have {expected}; set '
-                        f'--config.model.num_classes={expected}')
-
-
-def ascent_spec_from_config(cfg: ml_collections.ConfigDict
-                            ) -> inference.AscentSpec:
-  return inference.AscentSpec(num_steps=cfg.num_steps,
-                              step_size=cfg.step_size,
-                              projection=cfg.projection, ascend=cfg.ascend,
-                              unroll=cfg.unroll or True,  # 0: fully
-                              noise_std=cfg.get('noise_std', 0.0))
-
-
-def tuple_spec_from_config(config: ml_collections.ConfigDict
-                           ) -> tuples.TupleSpec:
-  t = config.tuples
-  # Generators with weight 0 are left out; the batch is split in the fixed
-  # order of tuples.GENERATORS (unknown names sort last; TupleSpec rejects
-  # them, and negative or all-zero weights).
-  order = {name: i for i, name in enumerate(tuples.GENERATORS)}
-  mix = tuple(sorted(((name, float(w)) for name, w in t.mix.items() if w != 0),
-                     key=lambda item: order.get(item[0], len(order))))
-  return tuples.TupleSpec(
-      mix=mix, oracle=config.oracle, loss=config.loss,
-      inference_ascent=ascent_spec_from_config(t.inference),
-      inference_pick=t.inference_pick, inference_points=t.inference_points,
-      temperature=t.temperature,
-      adversarial_ascent=ascent_spec_from_config(t.adversarial),
-      adversarial_start=t.adversarial_start,
-      adversarial_objective=t.get('adversarial_objective', 'loss'),
-      inference_chains=t.get('inference_chains', False),
-      chain_steps=t.get('chain_steps', 1))
-
-
-def make_optimizer(cfg: ml_collections.ConfigDict, num_train_steps: int,
-                   updates_per_step: int = 1) -> optax.GradientTransformation:
-  """SGD (with momentum) or Adam; optional cosine schedule, weight decay on
-  kernels only, and gradient clipping. Schedules count train steps, each of
-  `updates_per_step` optimizer updates (tuples.echo)."""
-  if cfg.schedule == 'constant':
-    lr = cfg.learning_rate
-  elif cfg.schedule == 'cosine':
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0, cfg.learning_rate, cfg.warmup_steps,
-        max(num_train_steps, cfg.warmup_steps + 1))
-  elif cfg.schedule == 'piecewise':
-    # × decay_factor at each step of decay_steps (e.g. the authors' Bibtex
-    # schedule: ×0.1 after 150 and after 300 epochs).
-    boundaries = list(cfg.get('decay_steps', ()))
-    if sorted(boundaries) != boundaries or any(b <= 0 for b in boundaries):
-      raise ConfigError('optimizer.decay_steps must be increasing positive '
-                        f'steps, got {boundaries}')
-    lr = optax.piecewise_constant_schedule(
-        cfg.learning_rate, {b: cfg.get('decay_factor', 0.1) for b in boundaries})
-  else:
-    raise ConfigError(f"optimizer.schedule must be 'constant', 'cosine' or "
-                      f"'piecewise', got {cfg.schedule!r}")
-  if callable(lr) and updates_per_step > 1:
-    lr = lambda count, schedule=lr: schedule(count // updates_per_step)
-  if cfg.name == 'sgd':
-    opt = optax.sgd(lr, momentum=cfg.momentum or None)
-  elif cfg.name == 'adam':
-    opt = optax.adam(lr)
-  else:
-    raise ConfigError(f"optimizer.name must be 'sgd' or 'adam', got {cfg.name!r}")
-  chain = []
-  if cfg.grad_clip_norm > 0:
-    chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
-  if cfg.weight_decay > 0:
-    kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
-    chain.append(optax.add_decayed_weights(cfg.weight_decay, kernels_only))
-  return optax.chain(*chain, opt)
-
-
-def create_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The model of config.model; a segmentation value net's mask channels
-  are the task's number of classes."""
-  kwargs = dict(config.model)
-  name = kwargs.pop('name')
-  if (tasks.task_name(config) == 'segmentation' and
-      name in models.MODELS and 'mask_channels' in
-      models.MODELS[name].__dataclass_fields__):
-    kwargs.setdefault('mask_channels', tasks.num_classes(config))
-  return models.create_model(name, **kwargs)
-
-
 def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
                       rng: Array) -> Any:
   """Initial parameters for one training input and output of the task."""
@@ -359,7 +124,7 @@ def init_chains(config: ml_collections.ConfigDict
   (`tuples.inference_chains`), shaped like its training examples."""
   if config.model.name in models.CLASSIFIERS:
     return None
-  spec = tuple_spec_from_config(config)
+  spec = builders.tuple_spec_from_config(config)
   count = tuples.num_chains(config.batch_size, spec)
   if count == 0:
     return None
@@ -378,8 +143,8 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation,
   params = init_model_params(model, config, jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), chains=init_chains(config),
-                    ema_params=(fresh_copy(params) if ema_decay(config) > 0
-                                else None))
+                    ema_params=(fresh_copy(params)
+                                if builders.ema_decay(config) > 0 else None))
 
 
 def state_shardings(mesh: jax.sharding.Mesh, chains: bool,
@@ -423,7 +188,7 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
   layer (layers 'all', a value-net export) taken from a parameter file; a
   fresh optimizer state, and the moving average restarted from them."""
   params, copied = checkpoints.warm_start(state.params, path,
-                                          INIT_PREFIXES[layers])
+                                          builders.INIT_PREFIXES[layers])
   logging.info('Warm start from %s: %s', path, ', '.join(copied))
   params = jax.tree.map(jnp.asarray, params)
   return state.replace(params=params, opt_state=tx.init(params),
@@ -452,17 +217,6 @@ def bind_logit_fn(model: nn.Module, params: Any,
         start=start)
   return inference.ValueFn(
       lambda x, y: model.apply(variables, x, y, train=False), start=start)
-
-
-ENSEMBLES = ('outputs', 'values')
-
-
-def eval_ensemble(config: ml_collections.ConfigDict) -> str:
-  """config.eval.ensemble: how an ensemble file's value networks combine
-  at test time: 'outputs' (each its own ascent, outputs averaged) or
-  'values' (one ascent on their mean value); 'outputs' where the config has
-  none (one saved before the field existed)."""
-  return config.get('eval', {}).get('ensemble', 'outputs')
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
@@ -516,13 +270,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   """
   if config.model.name in models.CLASSIFIERS:
     return make_classifier_train_step(model, tx, config, mesh)
-  spec = tuple_spec_from_config(config)
+  spec = builders.tuple_spec_from_config(config)
   batch_fn = make_batch_fn(config)
   loss_fn = losses.get_loss(config.loss)
   sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = make_averager(config)
-  echo = tuple_echo(config)
+  echo = builders.tuple_echo(config)
   start_fn = fcn_starts.make_start_fn(config)
   crossfit = fcn_starts.start_folds(config) > 0
   k = tasks.num_classes(config)
@@ -574,7 +328,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
 
   return jit_train_step(train_step, mesh,
                         chains=tuples.num_chains(config.batch_size, spec) > 0,
-                        ema=ema_decay(config) > 0)
+                        ema=builders.ema_decay(config) > 0)
 
 
 def make_classifier_train_step(model: nn.Module,
@@ -592,7 +346,7 @@ def make_classifier_train_step(model: nn.Module,
                 and tasks.num_classes(config) > 1)
   # Ours (configs/horses_fcn.py): + iou_loss_weight x (1 - relaxed IoU of the
   # sigmoid mask), per crop; 0 = the paper's per-pixel cross-entropy alone.
-  # (check_config refuses it for multi-class masks.)
+  # (builders.check_config refuses it for multi-class masks.)
   iou_weight = float(config.get('iou_loss_weight', 0.0))
 
   def train_step(state, inputs, targets, indices):
@@ -621,7 +375,7 @@ def make_classifier_train_step(model: nn.Module,
     return TrainState(state.step + 1, params, opt_state,
                       ema_params=ema), metrics
 
-  return jit_train_step(train_step, mesh, ema=ema_decay(config) > 0)
+  return jit_train_step(train_step, mesh, ema=builders.ema_decay(config) > 0)
 
 
 # -------------------------------------------------------------- predict ----
@@ -714,12 +468,12 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
           input_pipeline.images_to_float(images), offsets, config.crop_size)
     return compile_predict(predict, mesh, ndim)
 
-  spec = ascent_spec_from_config(eval_cfg.inference)
+  spec = builders.ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
   if (warning := slow_compile_warning(config)) is not None:
     logging.warning(warning)
   start_fn = fcn_starts.make_eval_start_fn(config)
-  mean_value = eval_ensemble(config) == 'values'
+  mean_value = builders.eval_ensemble(config) == 'values'
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
@@ -747,9 +501,9 @@ def make_multilabel_predict_fn(model: nn.Module,
   if config.model.name in models.CLASSIFIERS:
     return compile_predict(lambda params, x: jax.nn.sigmoid(
         model.apply({'params': params}, x)), mesh, ndim)
-  spec = ascent_spec_from_config(config.eval.inference)
+  spec = builders.ascent_spec_from_config(config.eval.inference)
   num_labels = config.model.num_labels
-  mean_value = eval_ensemble(config) == 'values'
+  mean_value = builders.eval_ensemble(config) == 'values'
 
   def predict(params, x):
     y0 = inference.start_point((x.shape[0], num_labels), spec)
@@ -798,7 +552,8 @@ def load_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
   whichever split it was trained on.
   """
   if tasks.task_name(config) == 'segmentation':
-    loader, _ = SEGMENTATION_DATA[segmentation_data_name(config)]
+    name = builders.segmentation_data_name(config)
+    loader, _ = builders.SEGMENTATION_DATA[name]
     return loader(config.data.path)
   name = config.data.name
   if name not in multilabel.LOADERS:
@@ -884,7 +639,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   Returns the last evaluation metrics: those of the last step unless
   `evaluate_last` is False (then only every eval_every_steps is scored).
   """
-  check_config(config)
+  builders.check_config(config)
   prepare_workdir(workdir)
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
@@ -900,9 +655,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   parallel.check_divisible(config.batch_size, mesh, 'batch_size')
   if config.model.name not in models.CLASSIFIERS:
+    chains = tuples.num_chains(config.batch_size,
+                               builders.tuple_spec_from_config(config))
     parallel.check_divisible(
-        tuples.num_chains(config.batch_size, tuple_spec_from_config(config)),
-        mesh, 'the inference chains (the inference share of batch_size)')
+        chains, mesh,
+        'the inference chains (the inference share of batch_size)')
   replicated = parallel.replicated(mesh)
   inputs, targets = train_arrays(train_split)
   if fcn_starts.start_folds(config):
@@ -912,9 +669,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         [targets, fcn_starts.crossfit_start_maps(config, inputs)], axis=-1)
   inputs, targets = (parallel.put(a, replicated) for a in (inputs, targets))
 
-  model = create_model(config)
-  tx = make_optimizer(config.optimizer, config.num_train_steps,
-                      tuple_echo(config))
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps,
+                               builders.tuple_echo(config))
   state = place_state(create_state(model, tx, config), mesh)
   manager = checkpoints.make_manager(workdir, config.max_checkpoints_to_keep,
                                      config.keep_best_checkpoints)
@@ -1016,7 +773,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 def restore_state(model: nn.Module, config: ml_collections.ConfigDict,
                   workdir: str) -> TrainState:
   """The latest checkpoint of `workdir`; DvnError when there is none."""
-  tx = make_optimizer(config.optimizer, config.num_train_steps)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   manager = checkpoints.make_manager(workdir, read_only=True)
   state = restore_train_state(manager, create_state(model, tx, config),
                               set_aside_damaged=False)
@@ -1060,8 +817,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
 
   Writes `<workdir>/eval_<split>.json` when a workdir is given.
   """
-  check_config(config)
-  model = create_model(config)
+  builders.check_config(config)
+  model = builders.create_model(config)
   metrics = evaluate_params(
       config, model, load_trained_params(model, config, workdir, params_path),
       [split])[split]
@@ -1077,8 +834,8 @@ def evaluate_ensemble(config: ml_collections.ConfigDict,
   """Scores the ensemble of several workdirs' latest checkpoints (trained
   with one config but for the seed) on each of `splits`: each network
   infers, and their soft masks are averaged."""
-  check_config(config)
-  model = create_model(config)
+  builders.check_config(config)
+  model = builders.create_model(config)
   members = [load_trained_params(model, config, workdir)
              for workdir in workdirs]
   return evaluate_params(config, model, stacked.stack_members(members), splits)
@@ -1088,6 +845,6 @@ def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
                   dtype: str = 'float32') -> None:
   """Writes the parameters of `workdir`'s latest checkpoint to one file
   (their moving average if the run kept one)."""
-  model = create_model(config)
+  model = builders.create_model(config)
   checkpoints.save_params(eval_params(restore_state(model, config, workdir)),
                           path, dtype)

@@ -16,6 +16,7 @@ import sys
 import jax
 import numpy as np
 
+from dvn_jax import builders
 from dvn_jax import train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def train_on(config, num_devices: int, workdir: str):
   config = config.copy_and_resolve_references()
   config.num_devices = num_devices
   metrics = train.train_and_evaluate(config, workdir)
-  params = train.eval_params(train.restore_state(train.create_model(config),
+  params = train.eval_params(train.restore_state(builders.create_model(config),
                                                  config, workdir))
   lines = [json.loads(l) for l in
            (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from configs import horses as horses_config
+from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
@@ -42,7 +43,8 @@ def metric_lines(workdir: pathlib.Path) -> list[dict]:
 
 def params_of(workdir: pathlib.Path, config=None):
   config = config or horses_config.get_config('smoke')
-  state = train.restore_state(train.create_model(config), config, str(workdir))
+  model = builders.create_model(config)
+  state = train.restore_state(model, config, str(workdir))
   return jax.tree.leaves(jax.device_get(state.params)), int(state.step)
 
 
@@ -110,7 +112,7 @@ def test_inference_chains_resume_exactly(tmp_path):
   half.num_train_steps = 5
   train.train_and_evaluate(half, str(tmp_path / 'cut'))
   train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes at 5
-  whole, cut = (train.restore_state(train.create_model(config), config,
+  whole, cut = (train.restore_state(builders.create_model(config), config,
                                     str(tmp_path / run))
                 for run in ('whole', 'cut'))
   assert int(whole.step) == int(cut.step) == 8
@@ -129,7 +131,7 @@ def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
   config.ema_decay = 0.5
   # Exporting (or evaluating) it with the average on takes its parameters.
   train.export_params(config, str(tmp_path), str(tmp_path / 'p3.npz'))
-  plain = train.restore_state(train.create_model(config), config,
+  plain = train.restore_state(builders.create_model(config), config,
                               str(tmp_path))
   np.testing.assert_array_equal(
       np.load(tmp_path / 'p3.npz')['tower/conv0/kernel'],
@@ -139,7 +141,7 @@ def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
   assert np.isfinite(metrics['mean_iou'])
   lines = (tmp_path / 'metrics.jsonl').read_text()
   assert 'val_live_params/mean_iou' in lines
-  state = train.restore_state(train.create_model(config), config,
+  state = train.restore_state(builders.create_model(config), config,
                               str(tmp_path))
   assert int(state.step) == 6 and state.ema_params is not None
   train.export_params(config, str(tmp_path), str(tmp_path / 'p.npz'))
@@ -178,7 +180,7 @@ def test_init_layers_all_continues_an_exported_value_net(tmp_path):
   config.init_from, config.init_layers = exported, 'all'
   config.num_train_steps = 1   # one Adam step moves a weight <= ~3e-4
   train.train_and_evaluate(config, str(tmp_path / 'b'), evaluate_last=False)
-  started = train.restore_state(train.create_model(config), config,
+  started = train.restore_state(builders.create_model(config), config,
                                 str(tmp_path / 'b'))
   np.testing.assert_allclose(started.params['fc0']['kernel'],
                              np.load(exported)['fc0/kernel'], atol=1e-3)
@@ -218,13 +220,13 @@ def test_damaged_checkpoints_of_a_moving_average_run_are_called_damaged(
   train.train_and_evaluate(config, str(tmp_path / 'ema'))
   damage(tmp_path / 'ema' / 'checkpoints' / '3')
   with pytest.raises(CheckpointError, match='damaged') as error:
-    train.restore_state(train.create_model(config), config,
+    train.restore_state(builders.create_model(config), config,
                         str(tmp_path / 'ema'))
   assert 'does not match' not in str(error.value)
   plain = horses_config.get_config('smoke')
   plain.num_train_steps = 3
   train.train_and_evaluate(plain, str(tmp_path / 'plain'))
-  state = train.restore_state(train.create_model(config), config,
+  state = train.restore_state(builders.create_model(config), config,
                               str(tmp_path / 'plain'))
   assert int(state.step) == 3
   for a, b in zip(jax.tree.leaves(state.ema_params),

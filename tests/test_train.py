@@ -10,6 +10,7 @@ import pytest
 
 from configs import horses as horses_config
 from configs import horses_fcn as fcn_config_module
+from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
@@ -190,8 +191,8 @@ def test_train_step_learns_and_compiles_once(model_name):
   data = train.load_data(config)['train']
   images = input_pipeline.images_to_float(data.images[:8])
   masks = input_pipeline.masks_to_float(data.masks[:8])
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   state = train.create_state(model, tx, config)
   step = train.make_train_step(model, tx, config)
   params0 = jax.tree.map(np.asarray, state.params)
@@ -213,8 +214,8 @@ def test_train_step_learns_and_compiles_once(model_name):
 
 def test_predict_fn_shapes_and_single_compile():
   config = horses_config.get_config('smoke')
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, 1)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, 1)
   params = train.create_state(model, tx, config).params
   predict = train.make_predict_fn(model, config, return_trajectory=True)
   images = np.zeros((3, 32, 32, 3), np.uint8)
@@ -232,7 +233,7 @@ def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
   config = horses_config.get_config('smoke')
   with config.unlocked():
     config.model = {'name': model_name}
-  model = train.create_model(config)
+  model = builders.create_model(config)
   members = [train.init_model_params(model, config, jax.random.key(seed))
              for seed in (0, 1)]
   stacked = jax.tree.map(lambda *a: jnp.stack(a), *members)
@@ -253,7 +254,7 @@ def test_predict_fn_ascends_an_ensembles_mean_value():
   network with itself is that network; two differ from averaging their
   masks); a bad name is a one-line config error."""
   config = horses_config.get_config('smoke')
-  model = train.create_model(config)
+  model = builders.create_model(config)
   members = [train.init_model_params(model, config, jax.random.key(seed))
              for seed in (0, 1)]
   images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
@@ -273,7 +274,7 @@ def test_predict_fn_ascends_an_ensembles_mean_value():
     config.eval.ensemble = 'mean'
   with pytest.raises(ConfigError, match="eval.ensemble must be one of "
                      r"\('outputs', 'values'\), got 'mean'"):
-    train.check_config(config)
+    builders.check_config(config)
 
 
 @pytest.mark.parametrize(
@@ -287,7 +288,7 @@ def test_released_horse_files_fit_their_default_configs(
   configs/horses.py's and configs/horses_fcn.py's models; each ensemble's
   first member is the released single file, the second another network."""
   config = config_module.get_config()
-  model = train.create_model(config)
+  model = builders.create_model(config)
   root = os.path.join(os.path.dirname(__file__), '..', 'released')
   single = train.load_trained_params(
       model, config, None, os.path.join(root, single_file))
@@ -312,7 +313,7 @@ def test_released_ensembles_of_the_best_result_fit_their_configs(
   config's model (the files of the best horse result)."""
   config = config_module.get_config(arg)
   path = os.path.join(os.path.dirname(__file__), '..', 'released', file)
-  ensemble = train.load_trained_params(train.create_model(config), config,
+  ensemble = train.load_trained_params(builders.create_model(config), config,
                                        None, path)
   first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
   assert first_leaf.shape[0] == members
@@ -343,8 +344,8 @@ def test_invalid_config_values_are_config_errors(field, value, match):
     node = node[parent]
   node[leaf] = value
   with pytest.raises(ConfigError, match=match):
-    train.check_config(config)
-    train.make_optimizer(config.optimizer, 1)
+    builders.check_config(config)
+    builders.make_optimizer(config.optimizer, 1)
 
 
 def test_a_mix_with_no_positive_weight_is_a_config_error():
@@ -352,7 +353,7 @@ def test_a_mix_with_no_positive_weight_is_a_config_error():
   for name in config.tuples.mix:
     config.tuples.mix[name] = 0.0
   with pytest.raises(ConfigError, match='positive sum'):
-    train.check_config(config)
+    builders.check_config(config)
 
 
 def test_fcn_config_ema_option_and_unknown_ones_fail():
@@ -376,14 +377,14 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert config.model.name == 'two_stream_value_net'
   assert config.num_train_steps == horses_config.get_config(
       'smoke').num_train_steps
-  assert isinstance(train.create_model(config), models.TwoStreamValueNet)
+  assert isinstance(builders.create_model(config), models.TwoStreamValueNet)
   with pytest.raises(ValueError, match="unknown config argument.*'moon'"):
     horses_config.get_config('smoke,moon')
   chains = horses_config.get_config('chains,smoke')
   assert chains.tuples.inference_chains and chains.batch_size == 4
   assert horses_config.get_config('chains').tuples.chain_steps == 4
   assert not horses_config.get_config('smoke').tuples.inference_chains
-  state = train.create_state(train.create_model(chains), optax.adam(1e-3),
+  state = train.create_state(builders.create_model(chains), optax.adam(1e-3),
                              chains)
   assert state.chains.x.shape == (2, 24, 24, 3)
   assert chains.ema_decay == 0.999 and state.ema_params is not None
@@ -402,8 +403,8 @@ def _train_smoke_steps(config, num_steps: int):
   data = train.load_data(config)['train']
   images = input_pipeline.images_to_float(data.images[:8])
   masks = input_pipeline.masks_to_float(data.masks[:8])
-  model = train.create_model(config)
-  tx = train.make_optimizer(config.optimizer, config.num_train_steps)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
   state = train.create_state(model, tx, config)
   step = train.make_train_step(model, tx, config)
   for s in range(num_steps):
@@ -441,7 +442,7 @@ def test_schedules_count_train_steps_when_each_makes_several_updates():
   params = {'w': jnp.ones(3)}
   rates = {}
   for updates_per_step in (1, 3):
-    tx = train.make_optimizer(config, 10, updates_per_step)
+    tx = builders.make_optimizer(config, 10, updates_per_step)
     state = tx.init(params)
     sizes = []
     for _ in range(6):
@@ -494,14 +495,14 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
   checkpoints.save_params(fcn_params, path)
   config = horses_config.get_config('smoke')
   config.start.params, config.start.scale = path, 0.5
-  train.check_config(config)
+  builders.check_config(config)
   x = jax.random.uniform(jax.random.key(6), (3, 24, 24, 3))
   expected = 0.5 * jax.nn.sigmoid(fcn.apply({'params': fcn_params}, x))
   np.testing.assert_allclose(fcn_starts.make_start_fn(config)(x), expected,
                              rtol=1e-5)
   assert fcn_starts.make_start_fn(horses_config.get_config('smoke')) is None
   # A flat value net (zero output kernel) leaves the masks at y(0).
-  model = train.create_model(config)
+  model = builders.create_model(config)
   params = train.init_model_params(model, config, jax.random.key(0))
   params['out']['kernel'] = jnp.zeros_like(params['out']['kernel'])
   images = train.load_data(config)['val'].images[:1]
@@ -511,7 +512,7 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
   assert 0.0 < float(metrics['v_star/inference']) < 1.0
   config.start.scale = 0.0
   with pytest.raises(ConfigError, match=r'start.scale must be in \(0, 1\]'):
-    train.check_config(config)
+    builders.check_config(config)
   config.start.scale = 1.0
   config.start.params = os.path.join(os.path.dirname(__file__), '..',
                                      'released', 'horses_dvn.npz')
@@ -531,10 +532,10 @@ def test_without_fold_drops_every_fth_example_and_keeps_the_rest():
   config = horses_config.get_config('smoke')
   config.data.num_folds, config.data.held_out_fold = 5, 5
   with pytest.raises(ConfigError, match='data.held_out_fold must be in'):
-    train.check_config(config)
+    builders.check_config(config)
   config.data.num_folds = 0
   with pytest.raises(ConfigError, match='needs data.num_folds > 0'):
-    train.check_config(config)
+    builders.check_config(config)
 
 
 def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
@@ -552,7 +553,7 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
   checkpoints.save_params(checkpoints.stack_params(paths), config.start.params)
   config.start.scale, config.start.folds = 0.5, 2
   config.eval.num_crops = 4
-  train.check_config(config)
+  builders.check_config(config)
   images = input_pipeline.images_to_float(
       train.load_data(config)['train'].images[:5])
   maps = fcn_starts.crossfit_start_maps(config, images)
@@ -569,8 +570,8 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
   # tuples are the starts themselves, cropped as their images.
   config.tuples.inference.step_size = 0.0
   config.tuples.mix.inference, config.tuples.mix.adversarial = 1.0, 0.0
-  model = train.create_model(config)
-  spec = train.tuple_spec_from_config(config)
+  model = builders.create_model(config)
+  spec = builders.tuple_spec_from_config(config)
   params = train.init_model_params(model, config, jax.random.key(0))
   x = images[:, :24, :24]
   starts = maps[:, :24, :24]
@@ -582,7 +583,7 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
   # inference tuples' v* is then the IoU of the starts (not of y = 0).
   masks = input_pipeline.masks_to_float(
       train.load_data(config)['train'].masks[:5])
-  tx = train.make_optimizer(config.optimizer, 1)
+  tx = builders.make_optimizer(config.optimizer, 1)
   step = train.make_train_step(model, tx, config)
   state = train.create_state(model, tx, config)
   _, metrics = step(state, images, jnp.concatenate([masks, maps], -1),
@@ -595,19 +596,19 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
     fcn_starts.crossfit_start_maps(config, images)
   config.start.folds, config.augment.scale = 2, 0.1
   with pytest.raises(ConfigError, match='cannot be combined'):
-    train.check_config(config)
+    builders.check_config(config)
 
 
 def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   """eval.fcn: (1 - w) DVN + w FCN soft masks; w = 1 is the FCN baseline's
   prediction itself, w = 0 the DVN's."""
   fcn_config = fcn_config_module.get_config('smoke')
-  fcn = train.create_model(fcn_config)
+  fcn = builders.create_model(fcn_config)
   fcn_params = train.init_model_params(fcn, fcn_config, jax.random.key(7))
   path = str(tmp_path / 'fcn.npz')
   checkpoints.save_params(fcn_params, path)
   config = horses_config.get_config('smoke')
-  model = train.create_model(config)
+  model = builders.create_model(config)
   params = train.init_model_params(model, config, jax.random.key(0))
   images = train.load_data(config)['val'].images[:2]
   dvn = train.make_predict_fn(model, config)(params, images)
@@ -616,7 +617,7 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.params = path
   for weight in (1.0, 0.25):
     config.eval.fcn.weight = weight
-    train.check_config(config)
+    builders.check_config(config)
     mixed = train.make_predict_fn(model, config)(params, images)
     np.testing.assert_allclose(mixed, (1 - weight) * dvn + weight * fcn_masks,
                                atol=1e-5)
@@ -636,7 +637,7 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   # value net (zero output kernel) leaves it there. Training is untouched.
   config.eval.fcn.params, config.eval.fcn.weight = path, 0.0
   config.eval.fcn.start_scale = 0.5
-  train.check_config(config)
+  builders.check_config(config)
   assert fcn_starts.make_start_fn(config) is None
   flat = dict(params, out=dict(params['out'], kernel=jnp.zeros_like(
       params['out']['kernel'])))
@@ -647,14 +648,14 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
                          started, atol=1e-2)
   config.eval.fcn.start_scale = -0.5
   with pytest.raises(ConfigError, match='eval.fcn.start_scale must be in'):
-    train.check_config(config)
+    builders.check_config(config)
   config.eval.fcn.start_scale = 0.0
   config.eval.fcn.weight = 1.5
   with pytest.raises(ConfigError, match='eval.fcn.weight must be in'):
-    train.check_config(config)
+    builders.check_config(config)
   config.eval.fcn.weight, config.eval.fcn.params = 0.5, ''
   with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
-    train.check_config(config)
+    builders.check_config(config)
 
 
 def test_soft_iou_loss_is_one_minus_the_relaxed_iou_and_pulls_towards_truth():
@@ -672,7 +673,7 @@ def test_soft_iou_loss_is_one_minus_the_relaxed_iou_and_pulls_towards_truth():
 def test_fcn_iou_loss_weight_trains_and_multiclass_is_a_config_error():
   config = fcn_config_module.get_config('smoke')
   assert config.iou_loss_weight == 0.0       # the paper's baseline loss
-  model = train.create_model(config)
+  model = builders.create_model(config)
   tx = optax.adam(1e-3)
   inputs = jnp.asarray(np.random.default_rng(0).uniform(
       size=(4, 32, 32, 3)), jnp.float32)
@@ -688,4 +689,4 @@ def test_fcn_iou_loss_weight_trains_and_multiclass_is_a_config_error():
   assert loss[1.0] > loss[0.0] + 0.1          # the IoU term is in the loss
   config.num_classes = 3
   with pytest.raises(ConfigError, match='iou_loss_weight is for binary'):
-    train.check_config(config)
+    builders.check_config(config)
