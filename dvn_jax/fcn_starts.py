@@ -6,7 +6,6 @@ net's (`config.eval.fcn.weight`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from dvn_jax import input_pipeline
 from dvn_jax import models
 from dvn_jax import stacked
 from dvn_jax import tasks
+from dvn_jax.datasets import kfold
 from dvn_jax.errors import ConfigError
 
 Array = jax.Array
@@ -84,7 +84,7 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
   is scale p_f(x_i) + (1 - scale) P(0), p_f the soft mask (crops averaged,
   `fcn_soft_masks`, the FCN's test protocol) of member f = i mod F of the
   ensemble file `config.start.params`, whose member f was trained without
-  fold f of the same split (`data.held_out_fold=f`, `without_fold`): an
+  fold f of the same split (`data.held_out_fold=f`, `kfold.without_fold`): an
   image's start never comes from an FCN that saw it, so training starts are
   as good as the starts at test (ours; docs/horses.md)."""
   folds = start_folds(config)
@@ -100,7 +100,7 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    config.eval.num_crops)
   apply = jax.jit(probabilities)
-  fold = np.arange(images.shape[0]) % folds
+  fold = kfold.fold_of(images.shape[0], folds)
   k = tasks.num_classes(config)
   maps = np.zeros(images.shape[:-1] + (k,), np.float32)
   for f in range(folds):
@@ -110,14 +110,6 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
         config.crop_size))
   scale = float(config.start.scale)
   return jnp.asarray(scale * maps + (1.0 - scale) * (0.0 if k == 1 else 1 / k))
-
-
-def without_fold(split: Any, num_folds: int, held_out: int) -> Any:
-  """The split less its fold `held_out` of `num_folds` (examples i with
-  i mod num_folds == held_out): the training data of a cross-fitted FCN."""
-  keep = np.arange(len(split)) % num_folds != held_out
-  return type(split)(**{field.name: getattr(split, field.name)[keep]
-                        for field in dataclasses.fields(split)})
 
 
 def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,

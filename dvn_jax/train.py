@@ -48,6 +48,7 @@ from dvn_jax import stacked
 from dvn_jax import tasks
 from dvn_jax import tuples
 from dvn_jax import writers
+from dvn_jax.datasets import kfold
 from dvn_jax.datasets import multilabel
 from dvn_jax.datasets import part_labels
 from dvn_jax.errors import ConfigError
@@ -644,7 +645,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   if config.data.get('num_folds', 0):
-    train_split = fcn_starts.without_fold(
+    train_split = kfold.without_fold(
         train_split, config.data.num_folds, config.data.held_out_fold)
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   if (config.data.train_split, config.data.eval_split) in TRAINED_ON:

@@ -19,6 +19,7 @@ from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import stacked
 from dvn_jax import train
+from dvn_jax.datasets import kfold
 from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
 
@@ -523,7 +524,8 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
 def test_without_fold_drops_every_fth_example_and_keeps_the_rest():
   data = train.load_data(horses_config.get_config('smoke'))
   train_split = data['train']
-  kept = fcn_starts.without_fold(train_split, 5, 2)
+  np.testing.assert_array_equal(kfold.fold_of(7, 3), [0, 1, 2, 0, 1, 2, 0])
+  kept = kfold.without_fold(train_split, 5, 2)
   assert len(kept) == len(train_split) - len(train_split) // 5
   np.testing.assert_array_equal(kept.names, [
       n for i, n in enumerate(train_split.names) if i % 5 != 2])
