@@ -32,12 +32,10 @@ SEGMENTATION_DATA = {
     'lfw_part_labels': (part_labels.load_part_labels, part_labels.NUM_CLASSES),
 }
 
-
-
 # config.init_layers -> the prefix of the parameter names warm_start copies.
 INIT_PREFIXES = {'tower': 'tower/', 'all': ''}
 
-
+# The values of config.eval.ensemble (`eval_ensemble`).
 ENSEMBLES = ('outputs', 'values')
 
 
