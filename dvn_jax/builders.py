@@ -224,9 +224,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    'by eval.fcn.weight or start_scale > 0; export a trained '
                    'configs/horses_fcn.py run with --mode=export '
                    '--params=FILE)'))
-  checks.append((eval_ensemble(config) in ENSEMBLES,
+  ensemble = eval_ensemble(config)
+  checks.append((ensemble in ENSEMBLES,
                  f'eval.ensemble must be one of {ENSEMBLES}, got '
-                 f'{eval_ensemble(config)!r}'))
+                 f'{ensemble!r}'))
   for every in ('log_every_steps', 'eval_every_steps', 'checkpoint_every_steps',
                 'max_checkpoints_to_keep'):
     checks.append((config[every] >= 1, f'{every} must be >= 1'))

@@ -90,12 +90,11 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
   folds = start_folds(config)
   probabilities, params, ndim = load_fcn_members(config, config.start.params,
                                                  'start.params')
-  first = jax.tree.leaves(params)[0]
-  members = first.shape[0] if first.ndim == ndim + 1 else 1
-  if members != folds:
+  members = stacked.split_members(params, ndim)
+  if len(members) != folds:
     raise ConfigError(
         f'bad config: start.folds is {folds} but {config.start.params} holds '
-        f'{members} FCN(s); stack one FCN per fold, in fold order, with '
+        f'{len(members)} FCN(s); stack one FCN per fold, in fold order, with '
         'python -m dvn_jax.ensemble')
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    config.eval.num_crops)
@@ -103,13 +102,18 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
   fold = kfold.fold_of(images.shape[0], folds)
   k = tasks.num_classes(config)
   maps = np.zeros(images.shape[:-1] + (k,), np.float32)
-  for f in range(folds):
-    member = jax.tree.map(lambda p, f=f: p[f], params)
+  for f, member in enumerate(members):
     maps[fold == f] = np.asarray(fcn_soft_masks(
         functools.partial(apply, member), images[fold == f], offsets,
         config.crop_size))
-  scale = float(config.start.scale)
-  return jnp.asarray(scale * maps + (1.0 - scale) * (0.0 if k == 1 else 1 / k))
+  return jnp.asarray(towards_paper_start(maps, float(config.start.scale), k))
+
+
+def towards_paper_start(probabilities: Any, scale: float, k: int) -> Any:
+  """scale p + (1 - scale) P(0): an FCN's class probabilities p drawn
+  towards the paper's start P(0) (`inference.start_point`: 0 for binary
+  masks, 1/K on the K-class simplex)."""
+  return scale * probabilities + (1.0 - scale) * (0.0 if k == 1 else 1.0 / k)
 
 
 def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,
@@ -119,10 +123,9 @@ def fcn_start_fn(config: ml_collections.ConfigDict, path: str, scale: float,
   start (0 for binary masks, 1/K for K classes)."""
   fcn_probabilities = load_fcn(config, path, field)
   k = tasks.num_classes(config)
-  base = 0.0 if k == 1 else 1.0 / k
 
   def start_fn(x: Array) -> Array:
-    return scale * fcn_probabilities(x) + (1.0 - scale) * base
+    return towards_paper_start(fcn_probabilities(x), scale, k)
 
   return start_fn
 
