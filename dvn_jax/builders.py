@@ -162,6 +162,12 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
   return models.create_model(name, **kwargs)
 
 
+def _files_exist(paths: str) -> bool:
+  """Whether each parameter file of `paths` (one, or a.npz,b.npz:
+  `checkpoints.read_params_list`) is there."""
+  return all(os.path.isfile(path) for path in paths.split(','))
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError (one line) for values that cannot work."""
   segmentation = tasks.task_name(config) == 'segmentation'
@@ -191,7 +197,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                    'one with --mode=export --params=FILE)'))
   start = config.get('start')
   if start is not None and start.params:
-    checks.append((os.path.isfile(start.params),
+    checks.append((_files_exist(start.params),
                    f'start.params file not found: {start.params} (export a '
                    'trained configs/horses_fcn.py run with --mode=export '
                    '--params=FILE)'))
@@ -219,7 +225,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     checks.append((0 <= start_scale <= 1,
                    f'eval.fcn.start_scale must be in [0, 1], got '
                    f'{start_scale}'))
-    checks.append((os.path.isfile(fcn.params),
+    checks.append((_files_exist(fcn.params),
                    f'eval.fcn.params file not found: {fcn.params!r} (needed '
                    'by eval.fcn.weight or start_scale > 0; export a trained '
                    'configs/horses_fcn.py run with --mode=export '

@@ -283,14 +283,28 @@ def read_params(path: str) -> dict[str, np.ndarray]:
                           f'({type(e).__name__}); export it again') from None
 
 
+def read_params_list(paths: str) -> dict[str, np.ndarray]:
+  """The arrays of one parameter file, or of several named with commas
+  ('a.npz,b.npz'): their members stacked as one ensemble (`stack_params`),
+  which keeps each released file small."""
+  names = paths.split(',')
+  if len(names) == 1:
+    return read_params(paths)
+  if not all(names):
+    raise CheckpointError(f'empty file name in the list {paths!r}; name '
+                          'files as a.npz,b.npz')
+  return stack_params(names)
+
+
 def load_params(path: str, template: Any) -> Any:
   """Reads a `save_params` file into `template`'s structure, as float32.
 
   An ensemble file (`stack_params`: every array with one more, leading
   axis of the same size K, the members) is read as the template's structure
-  with that leading axis.
+  with that leading axis; so is a comma-separated list of files
+  (`read_params_list`).
   """
-  arrays = read_params(path)
+  arrays = read_params_list(path)
   expected = flax.traverse_util.flatten_dict(template, sep='/')
   missing = sorted(set(expected) - set(arrays))
   extra = sorted(set(arrays) - set(expected))

@@ -9,7 +9,10 @@ A file named that is itself an ensemble adds each of its members.
 The ensemble file is used wherever a parameter file is (`--mode=evaluate
 --params=...`, `dvn_jax.predict`, `dvn_jax.figures`) with the members'
 config: each member runs its own inference and their soft outputs are
-averaged before the threshold (`stacked.averaged_over_members`).
+averaged before the threshold (`stacked.averaged_over_members`). Naming
+the files with commas instead (`--params=/tmp/run1.npz,/tmp/run2.npz`,
+also `eval.fcn.params` and `start.params`) loads the same ensemble without
+writing it.
 
 `--average` writes the mean of the files' parameters instead, one network:
 checkpoint averaging of snapshots of one run (each exported from a copy of

@@ -34,7 +34,8 @@ _MODE = flags.DEFINE_enum(
     'latest checkpoint\'s parameters to the file --params.')
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split that --mode=evaluate scores.')
 _PARAMS = flags.DEFINE_string(
-    'params', None, 'A parameter file (.npz) to evaluate or to export to.')
+    'params', None, 'A parameter file (.npz) to evaluate or to export to; '
+    'to evaluate, also several (a.npz,b.npz): their members as one ensemble.')
 _DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
                            'Storage type of --mode=export.')
 _COORDINATOR = flags.DEFINE_string(

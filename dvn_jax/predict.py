@@ -36,7 +36,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None,
                                'Training workdir whose latest checkpoint to use.')
 _PARAMS = flags.DEFINE_string('params', None,
-                              'Or a parameter file (.npz) to use instead.')
+                              'Or a parameter file (.npz) to use instead '
+                              '(several, a.npz,b.npz: one ensemble).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', '.', 'Where masks are written.')
 flags.mark_flags_as_required(['config'])
 

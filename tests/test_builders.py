@@ -41,6 +41,17 @@ def test_invalid_config_values_are_config_errors(field, value, match):
     builders.make_optimizer(config.optimizer, 1)
 
 
+def test_a_list_of_start_files_is_checked_file_by_file(tmp_path):
+  config = horses_config.get_config('smoke')
+  present = tmp_path / 'fcn.npz'
+  present.write_bytes(b'')
+  config.start.params = f'{present},{present}'
+  builders.check_config(config)
+  config.start.params = f'{present},{tmp_path}/missing.npz'
+  with pytest.raises(ConfigError, match='start.params file not found'):
+    builders.check_config(config)
+
+
 def test_a_mix_with_no_positive_weight_is_a_config_error():
   config = horses_config.get_config('smoke')
   for name in config.tuples.mix:

@@ -122,6 +122,27 @@ def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
     checkpoints.member_params(paths[0], 0)
 
 
+def test_a_list_of_files_loads_as_the_ensemble_of_their_members(tmp_path):
+  members = [_params('value_net', seed) for seed in (3, 4, 5)]
+  paths = [str(tmp_path / f'm{i}.npz') for i in range(3)]
+  for params, path in zip(members, paths):
+    checkpoints.save_params(params, path, 'float16')
+  pair = str(tmp_path / 'pair.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths[:2]), pair, 'float16')
+  whole = str(tmp_path / 'whole.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths), whole, 'float16')
+  # An ensemble file and a single network named together: three members,
+  # the same arrays as the one file that stacks all three.
+  listed = checkpoints.load_params(f'{pair},{paths[2]}', members[0])
+  jax.tree.map(np.testing.assert_array_equal, listed,
+               checkpoints.load_params(whole, members[0]))
+  assert jax.tree.leaves(listed)[0].shape[0] == 3
+  with pytest.raises(CheckpointError, match='empty file name'):
+    checkpoints.load_params(f'{pair},', members[0])
+  with pytest.raises(CheckpointError, match='not found'):
+    checkpoints.load_params(f'{pair},{tmp_path}/missing.npz', members[0])
+
+
 def test_average_params_is_the_mean_of_the_files(tmp_path):
   members = [_params('value_net', seed) for seed in (3, 4)]
   paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
