@@ -27,6 +27,7 @@ from ml_collections import config_flags
 from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import evaluate
+from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.datasets import horses
 
@@ -75,7 +76,7 @@ def score(config, params, split, combine: str, num_crops: int
     config.eval.combine = combine
     config.eval.num_crops = num_crops
   model = builders.create_model(config)
-  predict = functools.partial(train.make_predict_fn(model, config), params)
+  predict = functools.partial(predictors.make_predict_fn(model, config), params)
   soft = evaluate.predict_in_batches(predict, split.images,
                                      config.eval.batch_size)[..., 0]
   return {

@@ -40,6 +40,7 @@ from dvn_jax import evaluate
 from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import input_pipeline
+from dvn_jax import predictors
 from dvn_jax import sweeps
 from dvn_jax import train
 from dvn_jax.errors import ConfigError
@@ -166,7 +167,7 @@ def run(base, workdir: str | None, names: list[str], thresholds: list[float],
     if fcn_weights:
       overrides['eval.fcn.weight'] = 0.0   # the DVN's masks alone; mixed below
     config = variant_config(base, overrides)
-    predict = functools.partial(train.make_predict_fn(model, config), params)
+    predict = functools.partial(predictors.make_predict_fn(model, config), params)
     start = time.perf_counter()
     soft = evaluate.predict_in_batches(predict, images,
                                        config.eval.batch_size)[..., 0]

@@ -32,6 +32,7 @@ import machine
 from configs import horses as horses_config
 from dvn_jax import builders
 from dvn_jax import input_pipeline
+from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.datasets import horses
 
@@ -190,7 +191,7 @@ def main(_):
           f'{1e3 * jax_s:.0f} | {torch_s / jax_s:.2f} |', flush=True)
     params = holder['state'].params
   config = horses_config.get_config()
-  predict = train.make_predict_fn(model, config)
+  predict = predictors.make_predict_fn(model, config)
   jax_s = machine.median_seconds(
       lambda: jax.block_until_ready(predict(params, test_image)),
       _REPEATS.value)

@@ -30,6 +30,7 @@ import machine
 from dvn_jax import builders
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
+from dvn_jax import predictors
 from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -72,7 +73,7 @@ def multilabel_speed(config) -> None:
         f'inference steps: {1e3 * median:.2f} ms ({b / median:.0f} examples/s;'
         f' compile {first:.1f} s)')
   test = data['test']
-  predict = train.make_predict_fn(model, config)
+  predict = predictors.make_predict_fn(model, config)
   first, median = time_call(
       lambda: evaluate.predict_in_batches(
           functools.partial(predict, holder['state'].params), test.features,
@@ -140,7 +141,7 @@ def main(_):
   test_images = horses.load_weizmann_horses()['test'].images
   for combine in ('joint', 'average'):
     config.eval.combine = combine
-    predict = train.make_predict_fn(model, config)
+    predict = predictors.make_predict_fn(model, config)
     n = config.eval.batch_size
     first, median = time_call(predict, state.params, test_images[:n])
     print(f'predict {combine}, {n} image(s) x {config.eval.num_crops} crops x '

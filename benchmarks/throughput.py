@@ -32,6 +32,7 @@ import machine
 from dvn_jax import builders
 from dvn_jax import input_pipeline
 from dvn_jax import parallel
+from dvn_jax import predictors
 from dvn_jax import tasks
 from dvn_jax import train
 
@@ -114,7 +115,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   step_s = machine.median_seconds(one_step, repeats, warmup=False)
 
   params = holder['state'].params
-  predict = train.make_predict_fn(model, config)
+  predict = predictors.make_predict_fn(model, config)
   split = data['test'] if 'test' in data else data['val']
   if tasks.task_name(config) == 'segmentation':
     batch = split.images[:config.eval.batch_size]

@@ -9,6 +9,7 @@ build (hashable specs, Flax modules, Optax transformations).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -76,6 +77,16 @@ def segmentation_data_name(config: ml_collections.ConfigDict) -> str:
     raise ConfigError(f'unknown data.name {name!r} for segmentation; choose '
                       f'one of {sorted(SEGMENTATION_DATA)}')
   return name
+
+
+def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
+                      rng: jax.Array) -> Any:
+  """Initial parameters for one training input and output of the task."""
+  if tasks.task_name(config) == 'segmentation':
+    return models.init_params(model, rng, config.crop_size,
+                              tasks.num_classes(config))
+  return models.init_params_for_shapes(model, rng, (config.data.num_features,),
+                                       (config.model.num_labels,))
 
 
 def ascent_spec_from_config(cfg: ml_collections.ConfigDict

@@ -29,6 +29,7 @@ from PIL import ImageDraw
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.datasets import horses
 from dvn_jax.errors import ConfigError
@@ -89,7 +90,7 @@ def trajectory_figure(config, params, model, split) -> Image.Image:
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.eval.inference.num_steps = max(TRAJECTORY_STEPS)
-  predict = train.make_predict_fn(model, config, return_trajectory=True)
+  predict = predictors.make_predict_fn(model, config, return_trajectory=True)
   _, trajectory = predict(params, split.images)
   rows = [[split.images[i]] + [np.asarray(trajectory[t, i])
                                for t in TRAJECTORY_STEPS]
@@ -104,12 +105,12 @@ def binary(soft: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def qualitative_figure(config, params, model, split, fcn) -> Image.Image:
-  dvn = binary(train.make_predict_fn(model, config)(params, split.images),
+  dvn = binary(predictors.make_predict_fn(model, config)(params, split.images),
                config.eval.threshold)
   columns = [('input', list(split.images))]
   if fcn is not None:
     fcn_config, fcn_model, fcn_params = fcn
-    fcn_masks = binary(train.make_predict_fn(fcn_model, fcn_config)(
+    fcn_masks = binary(predictors.make_predict_fn(fcn_model, fcn_config)(
         fcn_params, split.images), fcn_config.eval.threshold)
     columns.append(('FCN', list(fcn_masks)))
   columns += [('DVN', list(dvn)),
@@ -123,7 +124,7 @@ def shape_prior_figure(config, params, model, train_split) -> Image.Image:
   noise = np.random.default_rng(0).normal(0.0, 10.0, (2,) + mean_image.shape)
   inputs = np.clip(np.concatenate([mean_image[None], mean_image + noise]),
                    0, 255).round().astype(np.uint8)
-  masks = train.make_predict_fn(model, config)(params, inputs)
+  masks = predictors.make_predict_fn(model, config)(params, inputs)
   cells = [train_split.masks.astype(np.float32).mean(axis=0)]
   cells += [np.asarray(m) for m in masks]
   input_row = [inputs[0], inputs[0], inputs[1], inputs[2]]

@@ -28,6 +28,7 @@ from PIL import UnidentifiedImageError
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.errors import DataError
 
@@ -106,7 +107,7 @@ def predict_files(config, workdir: str | None, paths: Sequence[str],
   images = [read_image(p) for p in paths]
   model = builders.create_model(config)
   params = train.load_trained_params(model, config, workdir, params_path)
-  predict_fn = train.make_predict_fn(model, config)
+  predict_fn = predictors.make_predict_fn(model, config)
   pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
   for image, target in zip(images, targets):
     mask = segment(predict_fn, params, image, config.image_size,

@@ -4,7 +4,8 @@ config -> dataset (in device memory) -> `train_step(state, inputs, targets,
 indices)`, which takes a batch (random crops for segmentation), generates
 tuples (tuples.py, which calls inference.py and oracles.py) and takes one
 optimizer step -> metrics, checkpoints. `evaluate_checkpoint` restores a
-workdir's latest checkpoint and scores a split. No ConfigDict enters a
+workdir's latest checkpoint and scores a split with predictors.py's
+`make_predict_fn`. No ConfigDict enters a
 jitted function: builders.py turns configs into hashable specs, models
 and optimizers, which are closed over.
 
@@ -38,11 +39,11 @@ from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
-from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import parallel
+from dvn_jax import predictors
 from dvn_jax import preemption
 from dvn_jax import stacked
 from dvn_jax import tasks
@@ -109,16 +110,6 @@ def eval_params(state: TrainState) -> Any:
   return state.params if state.ema_params is None else state.ema_params
 
 
-def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
-                      rng: Array) -> Any:
-  """Initial parameters for one training input and output of the task."""
-  if tasks.task_name(config) == 'segmentation':
-    return models.init_params(model, rng, config.crop_size,
-                              tasks.num_classes(config))
-  return models.init_params_for_shapes(model, rng, (config.data.num_features,),
-                                       (config.model.num_labels,))
-
-
 def init_chains(config: ml_collections.ConfigDict
                 ) -> tuples.InferenceChains | None:
   """Persistent inference chains of a value-net config that asks for them
@@ -141,7 +132,7 @@ def init_chains(config: ml_collections.ConfigDict
 
 def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
-  params = init_model_params(model, config, jax.random.key(config.seed))
+  params = builders.init_model_params(model, config, jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), chains=init_chains(config),
                     ema_params=(fresh_copy(params)
@@ -198,26 +189,6 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
 
 
 # ---------------------------------------------------------- train steps ----
-
-
-def bind_logit_fn(model: nn.Module, params: Any,
-                  start: Callable[[Array], Array] | None = None
-                  ) -> inference.ValueFn:
-  """The value network with fixed parameters, in inference mode.
-
-  Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
-  are bound in their two stages, so inference encodes each input once.
-  `start` (x -> y(0), from `fcn_starts.make_start_fn`) starts its ascents.
-  """
-  variables = {'params': params}
-  if isinstance(model, models.TwoStageValueNet):
-    return inference.ValueFn(
-        encode=lambda x: model.apply(variables, x, method='encode'),
-        logits=lambda f, y: model.apply(variables, f, y,
-                                        method='value_logits'),
-        start=start)
-  return inference.ValueFn(
-      lambda x, y: model.apply(variables, x, y, train=False), start=start)
 
 
 def make_batch_fn(config: ml_collections.ConfigDict) -> Callable:
@@ -295,7 +266,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
             f'train_and_evaluate builds them), got {targets.shape[-1]}')
       y_star, starts = y_star[..., :k], y_star[..., k:]
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
-        rng_tuples, bind_logit_fn(model, state.params, start_fn), x, y_star,
+        rng_tuples, predictors.bind_logit_fn(model, state.params, start_fn), x, y_star,
         spec, state.chains, starts)
 
     def loss(params, rng):
@@ -379,139 +350,7 @@ def make_classifier_train_step(model: nn.Module,
   return jit_train_step(train_step, mesh, ema=builders.ema_decay(config) > 0)
 
 
-# -------------------------------------------------------------- predict ----
-
-
-def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
-                   ) -> int:
-  """The rank of one network's first parameter (shapes only, no compute)."""
-  shapes = jax.eval_shape(
-      lambda: init_model_params(model, config, jax.random.key(0)))
-  return jax.tree.leaves(shapes)[0].ndim
-
-
-def bind_members(model: nn.Module, params: Any, ndim: int,
-                 start: Callable[[Array], Array] | None = None
-                 ) -> inference.ValueFn:
-  """`bind_logit_fn` of one network, or of an ensemble as one value
-  function: its members' mean value (`inference.mean_value_fn`). Under
-  `stacked.averaged_over_members` it only ever sees one network."""
-  members = [bind_logit_fn(model, member, start)
-             for member in stacked.split_members(params, ndim)]
-  return members[0] if len(members) == 1 else inference.mean_value_fn(members)
-
-
-def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
-                    ndim: int,
-                    then: Callable[[Callable], Callable] | None = None,
-                    per_member: bool = True) -> Callable:
-  """jit, or on a mesh: the batch split over its devices, a host result;
-  for one network or an ensemble (`stacked.averaged_over_members`, unless
-  `per_member` is False: `predict` takes an ensemble itself), whose
-  prediction `then(predict)` may wrap (`fcn_starts.mixed_with_fcn`)."""
-  if per_member:
-    predict = stacked.averaged_over_members(predict, ndim)
-  if then is not None:
-    predict = then(predict)
-  if mesh is None:
-    return jax.jit(predict)
-  return parallel.sharded_batch_fn(predict, mesh)
-
-
-# Sliced convolutions (models.apply_in_chunks) times unrolled ascent steps
-# of one network beyond which XLA's CPU compile time explodes (measured: a
-# pair of value nets, 30 steps, 4 crops: batch 8 scored val in 31 s, 16 in
-# 86 s, 40 not in 30 min; docs/throughput.md).
-SLOW_CPU_COMPILE_OPS = 300
-
-
-def slow_compile_warning(config: ml_collections.ConfigDict) -> str | None:
-  """Why the test-time ascent of a segmentation value net would compile for
-  minutes to hours on a CPU (eval.batch_size too large for the sliced,
-  unrolled convolutions), or None."""
-  chunk = models.conv_chunk_size(config.model.get('conv_chunk'))
-  crops = config.eval.batch_size * config.eval.num_crops
-  if not chunk or crops <= chunk:
-    return None
-  steps = config.eval.inference.num_steps
-  if -(-crops // chunk) * steps <= SLOW_CPU_COMPILE_OPS:
-    return None
-  return (f'eval.batch_size={config.eval.batch_size} x {config.eval.num_crops}'
-          f' crops x {steps} ascent steps on a CPU: the value net runs in '
-          f'slices of {chunk} crops, unrolled, and the program may take '
-          'minutes to hours to compile; --config.eval.batch_size=1 is the '
-          'fastest here')
-
-
-def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
-                    return_trajectory: bool = False,
-                    mesh: jax.sharding.Mesh | None = None) -> Callable:
-  """jit(predict)(params, uint8 images (B, H, W, 3)) -> soft masks (B, H, W, K).
-
-  K = 1 (foreground probability) for binary masks, K class probabilities
-  otherwise. With return_trajectory (value nets only) it returns (masks,
-  trajectory of shape (T + 1, B, H, W, K)). For multi-label: (params,
-  features (B, D)) -> label scores (B, L) in [0, 1]. With a mesh
-  (not with return_trajectory) the batch is split over its devices.
-  """
-  if tasks.task_name(config) == 'multilabel':
-    return make_multilabel_predict_fn(model, config, mesh)
-  ndim = parameter_ndim(model, config)
-  eval_cfg = config.eval
-  offsets = inference.crop_offsets(config.image_size, config.crop_size,
-                                   eval_cfg.num_crops)
-
-  if config.model.name == 'fcn':
-    def predict(params, images):
-      return fcn_starts.fcn_soft_masks(
-          lambda x: fcn_starts.class_probabilities(
-              model.apply({'params': params}, x)),
-          input_pipeline.images_to_float(images), offsets, config.crop_size)
-    return compile_predict(predict, mesh, ndim)
-
-  spec = builders.ascent_spec_from_config(eval_cfg.inference)
-  eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
-  if (warning := slow_compile_warning(config)) is not None:
-    logging.warning(warning)
-  start_fn = fcn_starts.make_eval_start_fn(config)
-  mean_value = builders.eval_ensemble(config) == 'values'
-
-  def predict(params, images):
-    masks, trajectory = inference.infer_full_image(
-        bind_members(model, params, ndim, start_fn),
-        input_pipeline.images_to_float(images),
-        crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
-        combine=eval_cfg.combine, num_classes=tasks.num_classes(config),
-        spec=spec, return_trajectory=return_trajectory, rng=eval_key)
-    return (masks, trajectory) if return_trajectory else masks
-
-  if return_trajectory:
-    return compile_predict(predict, None, ndim, per_member=not mean_value)
-  return compile_predict(predict, mesh, ndim, then=functools.partial(
-      fcn_starts.mixed_with_fcn, config=config, offsets=offsets),
-                         per_member=not mean_value)
-
-
-def make_multilabel_predict_fn(model: nn.Module,
-                               config: ml_collections.ConfigDict,
-                               mesh: jax.sharding.Mesh | None = None
-                               ) -> Callable:
-  """Label scores: the classifier's sigmoid, or the value net's gradient
-  ascent from y = 0 (Eq. 8) with config.eval.inference."""
-  ndim = parameter_ndim(model, config)
-  if config.model.name in models.CLASSIFIERS:
-    return compile_predict(lambda params, x: jax.nn.sigmoid(
-        model.apply({'params': params}, x)), mesh, ndim)
-  spec = builders.ascent_spec_from_config(config.eval.inference)
-  num_labels = config.model.num_labels
-  mean_value = builders.eval_ensemble(config) == 'values'
-
-  def predict(params, x):
-    y0 = inference.start_point((x.shape[0], num_labels), spec)
-    return inference.infer(bind_members(model, params, ndim), x, y0, spec,
-                           rng=jax.random.key(config.seed))[0]
-
-  return compile_predict(predict, mesh, ndim, per_member=not mean_value)
+# ------------------------------------------------------------- evaluate ----
 
 
 def evaluate_split(predict_fn: Callable, params: Any, split: Any,
@@ -693,7 +532,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   writer = writers.MetricWriter(workdir, enabled=is_main)
   train_step = make_train_step(model, tx, config, mesh)
-  predict_fn = make_predict_fn(model, config, mesh=mesh)
+  predict_fn = predictors.make_predict_fn(model, config, mesh=mesh)
   first_step = int(state.step)
   scored = eval_steps(first_step, config.num_train_steps,
                       config.eval_every_steps, evaluate_last)
@@ -790,7 +629,7 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
   """Parameters from a released file (`params_path`) or a workdir (its
   latest checkpoint's moving average if it kept one)."""
   if params_path:
-    template = init_model_params(model, config, jax.random.key(0))
+    template = builders.init_model_params(model, config, jax.random.key(0))
     return checkpoints.load_params(params_path, template)
   if not workdir:
     raise ConfigError('pass --workdir (a trained run) or --params (a file)')
@@ -804,7 +643,7 @@ def evaluate_params(config: ml_collections.ConfigDict, model: nn.Module,
   (the data read and the predict function built once)."""
   mesh = parallel.make_mesh(config.get('num_devices', 0))
   params = parallel.put_tree(params, parallel.replicated(mesh))
-  predict_fn = make_predict_fn(model, config, mesh=mesh)
+  predict_fn = predictors.make_predict_fn(model, config, mesh=mesh)
   data = load_data(config)
   return {split: evaluate_split(predict_fn, params,
                                 get_split(data, split, '--split'), config)

@@ -14,10 +14,11 @@ from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
+from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
-from dvn_jax import stacked
+from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.datasets import kfold
 from dvn_jax.errors import CheckpointError
@@ -167,17 +168,6 @@ def test_predict_in_batches_logs_progress_and_eta(caplog):
   assert not [r for r in caplog.records if r.getMessage().startswith('predicted')]
 
 
-def test_a_cpu_eval_batch_that_compiles_for_ages_is_warned_of():
-  config = horses_config.get_config()
-  assert train.slow_compile_warning(config) is None   # 1 image, 36 crops
-  config.eval.batch_size, config.eval.num_crops = 40, 4
-  warning = train.slow_compile_warning(config)
-  if jax.default_backend() == 'cpu':
-    assert 'eval.batch_size=40 x 4 crops x 30 ascent steps' in warning
-  config.eval.inference.num_steps = 2    # what the smoke config runs
-  assert train.slow_compile_warning(config) is None
-
-
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
                                         'fcn', 'value_net+chains'])
 def test_train_step_learns_and_compiles_once(model_name):
@@ -211,71 +201,6 @@ def test_train_step_learns_and_compiles_once(model_name):
     assert state.chains.x.shape == (1, 24, 24, 3)
   else:
     assert state.chains is None
-
-
-def test_predict_fn_shapes_and_single_compile():
-  config = horses_config.get_config('smoke')
-  model = builders.create_model(config)
-  tx = builders.make_optimizer(config.optimizer, 1)
-  params = train.create_state(model, tx, config).params
-  predict = train.make_predict_fn(model, config, return_trajectory=True)
-  images = np.zeros((3, 32, 32, 3), np.uint8)
-  masks, trajectory = predict(params, images)
-  predict(params, images + 1)
-  assert masks.shape == (3, 32, 32, 1)
-  assert trajectory.shape == (config.eval.inference.num_steps + 1, 3, 32, 32, 1)
-  assert predict._cache_size() == 1
-
-
-@pytest.mark.parametrize('model_name', ['value_net', 'fcn'])
-def test_predict_fn_averages_the_members_of_an_ensemble(model_name):
-  """Parameters stacked on a leading axis: the mean of each network's soft
-  masks (and trajectories), with the inference of each network alone."""
-  config = horses_config.get_config('smoke')
-  with config.unlocked():
-    config.model = {'name': model_name}
-  model = builders.create_model(config)
-  members = [train.init_model_params(model, config, jax.random.key(seed))
-             for seed in (0, 1)]
-  stacked = jax.tree.map(lambda *a: jnp.stack(a), *members)
-  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
-  trajectory = model_name == 'value_net'
-  predict = train.make_predict_fn(model, config, return_trajectory=trajectory)
-  alone = [predict(params, images) for params in members]
-  together = predict(stacked, images)
-  expected = jax.tree.map(lambda a, b: (a + b) / 2, *alone)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
-               together, expected)
-  first = jax.tree.leaves(alone[0])[0]
-  assert not np.allclose(first, jax.tree.leaves(alone[1])[0])
-
-
-def test_predict_fn_ascends_an_ensembles_mean_value():
-  """eval.ensemble='values': one ascent on the members' mean value (a
-  network with itself is that network; two differ from averaging their
-  masks); a bad name is a one-line config error."""
-  config = horses_config.get_config('smoke')
-  model = builders.create_model(config)
-  members = [train.init_model_params(model, config, jax.random.key(seed))
-             for seed in (0, 1)]
-  images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
-  outputs = train.make_predict_fn(model, config)
-  with config.unlocked():
-    config.eval.ensemble = 'values'
-  values = train.make_predict_fn(model, config)
-  twice = stacked.stack_members([members[0]] * 2)
-  np.testing.assert_allclose(values(twice, images),
-                             outputs(members[0], images), atol=1e-6)
-  np.testing.assert_allclose(values(members[1], images),
-                             outputs(members[1], images), atol=1e-6)
-  pair = stacked.stack_members(members)
-  assert not np.allclose(values(pair, images), outputs(pair, images),
-                         atol=1e-3)
-  with config.unlocked():
-    config.eval.ensemble = 'mean'
-  with pytest.raises(ConfigError, match="eval.ensemble must be one of "
-                     r"\('outputs', 'values'\), got 'mean'"):
-    builders.check_config(config)
 
 
 @pytest.mark.parametrize(
@@ -413,10 +338,10 @@ def test_start_fn_is_the_fcns_soft_mask_mixed_with_the_papers_start(
   assert fcn_starts.make_start_fn(horses_config.get_config('smoke')) is None
   # A flat value net (zero output kernel) leaves the masks at y(0).
   model = builders.create_model(config)
-  params = train.init_model_params(model, config, jax.random.key(0))
+  params = builders.init_model_params(model, config, jax.random.key(0))
   params['out']['kernel'] = jnp.zeros_like(params['out']['kernel'])
   images = train.load_data(config)['val'].images[:1]
-  soft = train.make_predict_fn(model, config)(params, images)
+  soft = predictors.make_predict_fn(model, config)(params, images)
   assert 0.05 < float(soft.min()) and float(soft.max()) < 0.5
   state, metrics = _train_smoke_steps(config, 1)
   assert 0.0 < float(metrics['v_star/inference']) < 1.0
@@ -469,7 +394,7 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
       train.load_data(config)['train'].images[:5])
   maps = fcn_starts.crossfit_start_maps(config, images)
   assert maps.shape == images.shape[:-1] + (1,)
-  offsets = train.inference.crop_offsets(32, 24, 4)
+  offsets = inference.crop_offsets(32, 24, 4)
   for f in range(2):
     member = fcn_starts.load_fcn(config, paths[f], 'start.params')
     np.testing.assert_allclose(maps[f::2], 0.5 * fcn_starts.fcn_soft_masks(
@@ -483,11 +408,11 @@ def test_crossfit_starts_come_from_the_fcn_of_each_images_fold(tmp_path):
   config.tuples.mix.inference, config.tuples.mix.adversarial = 1.0, 0.0
   model = builders.create_model(config)
   spec = builders.tuple_spec_from_config(config)
-  params = train.init_model_params(model, config, jax.random.key(0))
+  params = builders.init_model_params(model, config, jax.random.key(0))
   x = images[:, :24, :24]
   starts = maps[:, :24, :24]
   _, y, _, _ = train.tuples.generate_tuples_with_chains(
-      jax.random.key(1), train.bind_logit_fn(model, params), x,
+      jax.random.key(1), predictors.bind_logit_fn(model, params), x,
       jnp.zeros_like(starts), spec, None, starts)
   np.testing.assert_allclose(y, starts, atol=1e-6)
   # The train step takes them as target channels after the masks: its
@@ -515,33 +440,33 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   prediction itself, w = 0 the DVN's."""
   fcn_config = fcn_config_module.get_config('smoke')
   fcn = builders.create_model(fcn_config)
-  fcn_params = train.init_model_params(fcn, fcn_config, jax.random.key(7))
+  fcn_params = builders.init_model_params(fcn, fcn_config, jax.random.key(7))
   path = str(tmp_path / 'fcn.npz')
   checkpoints.save_params(fcn_params, path)
   config = horses_config.get_config('smoke')
   model = builders.create_model(config)
-  params = train.init_model_params(model, config, jax.random.key(0))
+  params = builders.init_model_params(model, config, jax.random.key(0))
   images = train.load_data(config)['val'].images[:2]
-  dvn = train.make_predict_fn(model, config)(params, images)
-  fcn_masks = train.make_predict_fn(fcn, fcn_config)(fcn_params, images)
+  dvn = predictors.make_predict_fn(model, config)(params, images)
+  fcn_masks = predictors.make_predict_fn(fcn, fcn_config)(fcn_params, images)
   assert not np.allclose(dvn, fcn_masks, atol=1e-2)
   config.eval.fcn.params = path
   for weight in (1.0, 0.25):
     config.eval.fcn.weight = weight
     builders.check_config(config)
-    mixed = train.make_predict_fn(model, config)(params, images)
+    mixed = predictors.make_predict_fn(model, config)(params, images)
     np.testing.assert_allclose(mixed, (1 - weight) * dvn + weight * fcn_masks,
                                atol=1e-5)
   # An ensemble file of FCNs: their masks averaged, then mixed in.
-  other = train.init_model_params(fcn, fcn_config, jax.random.key(8))
+  other = builders.init_model_params(fcn, fcn_config, jax.random.key(8))
   other_path = str(tmp_path / 'fcn2.npz')
   checkpoints.save_params(other, other_path)
   config.eval.fcn.params = str(tmp_path / 'fcns.npz')
   checkpoints.save_params(checkpoints.stack_params([path, other_path]),
                           config.eval.fcn.params)
-  other_masks = train.make_predict_fn(fcn, fcn_config)(other, images)
+  other_masks = predictors.make_predict_fn(fcn, fcn_config)(other, images)
   assert not np.allclose(other_masks, fcn_masks, atol=1e-2)
-  mixed = train.make_predict_fn(model, config)(params, images)
+  mixed = predictors.make_predict_fn(model, config)(params, images)
   np.testing.assert_allclose(
       mixed, 0.75 * dvn + 0.25 * (fcn_masks + other_masks) / 2, atol=1e-5)
   # start_scale: the test-time ascent starts at s * the FCN's mask; a flat
@@ -552,10 +477,10 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   assert fcn_starts.make_start_fn(config) is None
   flat = dict(params, out=dict(params['out'], kernel=jnp.zeros_like(
       params['out']['kernel'])))
-  started = train.make_predict_fn(model, config)(flat, images)
+  started = predictors.make_predict_fn(model, config)(flat, images)
   np.testing.assert_allclose(started, 0.5 * fcn_masks, atol=1e-5)
   config.eval.fcn.start_scale = 0.0
-  assert not np.allclose(train.make_predict_fn(model, config)(flat, images),
+  assert not np.allclose(predictors.make_predict_fn(model, config)(flat, images),
                          started, atol=1e-2)
   config.eval.fcn.start_scale = -0.5
   with pytest.raises(ConfigError, match='eval.fcn.start_scale must be in'):

@@ -164,10 +164,10 @@ def test_bad_tuple_settings_are_config_errors(kwargs, match):
 
 
 def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
-  from dvn_jax import train
+  from dvn_jax import predictors
   model = models.create_model('two_stream_value_net', conv_chunk=0)
   params = models.init_params(model, jax.random.key(0), 24)
-  staged = train.bind_logit_fn(model, params)
+  staged = predictors.bind_logit_fn(model, params)
   assert isinstance(staged, inference.ValueFn)
   whole = lambda x, y: model.apply({'params': params}, x, y)
   x = jax.random.uniform(jax.random.key(1), (4, 24, 24, 3))
