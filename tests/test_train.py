@@ -230,15 +230,20 @@ def test_released_horse_files_fit_their_default_configs(
 @pytest.mark.parametrize('config_module,arg,file,members', [
     (fcn_config_module, 'ema', 'horses_fcn_ema_ensemble.npz', 5),
     (horses_config, 'chains', 'horses_dvn_long_pair.npz', 2),
+    (horses_config, 'chains',
+     'horses_dvn_long_pair.npz,released/horses_dvn_interp_seed2.npz', 3),
 ])
 def test_released_ensembles_of_the_best_result_fit_their_configs(
     config_module, arg, file, members):
   """released/horses_fcn_ema_ensemble.npz (five FCNs of
   configs/horses_fcn.py:ema) and horses_dvn_long_pair.npz (two value nets
-  of configs/horses.py:chains): distinct members that load into their
-  config's model (the files of the best horse result)."""
+  of configs/horses.py:chains; with horses_dvn_interp_seed2.npz, named
+  beside it, three): distinct members that load into their config's model
+  (the files of the best horse result)."""
   config = config_module.get_config(arg)
-  path = os.path.join(os.path.dirname(__file__), '..', 'released', file)
+  released = os.path.join(os.path.dirname(__file__), '..', 'released')
+  path = ','.join(os.path.join(released, os.path.basename(name))
+                  for name in file.split(','))
   ensemble = train.load_trained_params(builders.create_model(config), config,
                                        None, path)
   first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
