@@ -167,7 +167,8 @@ def run(base, workdir: str | None, names: list[str], thresholds: list[float],
     if fcn_weights:
       overrides['eval.fcn.weight'] = 0.0   # the DVN's masks alone; mixed below
     config = variant_config(base, overrides)
-    predict = functools.partial(predictors.make_predict_fn(model, config), params)
+    predict = functools.partial(predictors.make_predict_fn(model, config),
+                                params)
     start = time.perf_counter()
     soft = evaluate.predict_in_batches(predict, images,
                                        config.eval.batch_size)[..., 0]

@@ -16,6 +16,7 @@ import jax
 import ml_collections
 import optax
 
+from dvn_jax import checkpoints
 from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import models
@@ -175,8 +176,9 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
 
 def _files_exist(paths: str) -> bool:
   """Whether each parameter file of `paths` (one, or a.npz,b.npz:
-  `checkpoints.read_params_list`) is there."""
-  return all(os.path.isfile(path) for path in paths.split(','))
+  `checkpoints.param_file_names`) is there."""
+  return all(os.path.isfile(path)
+             for path in checkpoints.param_file_names(paths))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

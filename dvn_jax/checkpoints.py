@@ -283,11 +283,17 @@ def read_params(path: str) -> dict[str, np.ndarray]:
                           f'({type(e).__name__}); export it again') from None
 
 
+def param_file_names(paths: str) -> list[str]:
+  """The files of a parameter-file argument: one, or several named with
+  commas ('a.npz,b.npz')."""
+  return paths.split(',')
+
+
 def read_params_list(paths: str) -> dict[str, np.ndarray]:
   """The arrays of one parameter file, or of several named with commas
-  ('a.npz,b.npz'): their members stacked as one ensemble (`stack_params`),
-  which keeps each released file small."""
-  names = paths.split(',')
+  (`param_file_names`): their members stacked as one ensemble
+  (`stack_params`), which keeps each released file small."""
+  names = param_file_names(paths)
   if len(names) == 1:
     return read_params(paths)
   if not all(names):

@@ -8,8 +8,8 @@ box and the uniform distribution for the simplex.
 
 unrolled with `jax.lax.scan` for a static number of steps. Nothing here is
 jit-compiled by itself: callers close over the value network and jit the
-composition (see `predictors.make_predict_fn`), so every function traces once per
-input shape.
+composition (see `predictors.make_predict_fn`), so every function traces
+once per input shape.
 
 For 32x32 images the value network sees 24x24 crops (paper Sec. 5.2, 5.4).
 Two ways to get a full-size mask from a grid of crops:

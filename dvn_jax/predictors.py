@@ -4,8 +4,8 @@ or split over a mesh. `make_predict_fn(model, config)`:
 
   segmentation: uint8 images -> crops -> gradient ascent on each crop's mask
     from y(0) = the projection of 0 (`inference.start_point`) or an FCN's
-    start (inference.py, Eq. 8) -> crops combined
-    into full-image soft masks (Sec. 5.4) -> [mixed with an FCN's masks];
+    start (inference.py, Eq. 8) -> crops combined into full-image soft
+    masks (Sec. 5.4) -> [mixed with an FCN's masks];
   multi-label: features -> gradient ascent on the label vector from y = 0;
   FCN / classifier baselines: their softmax / sigmoid outputs.
 

@@ -5,9 +5,9 @@ indices)`, which takes a batch (random crops for segmentation), generates
 tuples (tuples.py, which calls inference.py and oracles.py) and takes one
 optimizer step -> metrics, checkpoints. `evaluate_checkpoint` restores a
 workdir's latest checkpoint and scores a split with predictors.py's
-`make_predict_fn`. No ConfigDict enters a
-jitted function: builders.py turns configs into hashable specs, models
-and optimizers, which are closed over.
+`make_predict_fn`. No ConfigDict enters a jitted function: builders.py
+turns configs into hashable specs, models and optimizers, which are
+closed over.
 
 Two tasks share the loop (`config.task`): 'segmentation' (images and
 masks, crops; binary horses scored by IoU, 3-class faces by superpixel
@@ -132,7 +132,8 @@ def init_chains(config: ml_collections.ConfigDict
 
 def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
-  params = builders.init_model_params(model, config, jax.random.key(config.seed))
+  params = builders.init_model_params(model, config,
+                                      jax.random.key(config.seed))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params), chains=init_chains(config),
                     ema_params=(fresh_copy(params)
@@ -266,8 +267,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
             f'train_and_evaluate builds them), got {targets.shape[-1]}')
       y_star, starts = y_star[..., :k], y_star[..., k:]
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
-        rng_tuples, predictors.bind_logit_fn(model, state.params, start_fn), x, y_star,
-        spec, state.chains, starts)
+        rng_tuples, predictors.bind_logit_fn(model, state.params, start_fn),
+        x, y_star, spec, state.chains, starts)
 
     def loss(params, rng):
       logits = model.apply({'params': params}, x, y, train=True,

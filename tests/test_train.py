@@ -231,7 +231,7 @@ def test_released_horse_files_fit_their_default_configs(
     (fcn_config_module, 'ema', 'horses_fcn_ema_ensemble.npz', 5),
     (horses_config, 'chains', 'horses_dvn_long_pair.npz', 2),
     (horses_config, 'chains',
-     'horses_dvn_long_pair.npz,released/horses_dvn_interp_seed2.npz', 3),
+     'horses_dvn_long_pair.npz,horses_dvn_interp_seed2.npz', 3),
 ])
 def test_released_ensembles_of_the_best_result_fit_their_configs(
     config_module, arg, file, members):
@@ -242,8 +242,7 @@ def test_released_ensembles_of_the_best_result_fit_their_configs(
   (the files of the best horse result)."""
   config = config_module.get_config(arg)
   released = os.path.join(os.path.dirname(__file__), '..', 'released')
-  path = ','.join(os.path.join(released, os.path.basename(name))
-                  for name in file.split(','))
+  path = ','.join(os.path.join(released, name) for name in file.split(','))
   ensemble = train.load_trained_params(builders.create_model(config), config,
                                        None, path)
   first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
@@ -485,8 +484,8 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   started = predictors.make_predict_fn(model, config)(flat, images)
   np.testing.assert_allclose(started, 0.5 * fcn_masks, atol=1e-5)
   config.eval.fcn.start_scale = 0.0
-  assert not np.allclose(predictors.make_predict_fn(model, config)(flat, images),
-                         started, atol=1e-2)
+  restarted = predictors.make_predict_fn(model, config)(flat, images)
+  assert not np.allclose(restarted, started, atol=1e-2)
   config.eval.fcn.start_scale = -0.5
   with pytest.raises(ConfigError, match='eval.fcn.start_scale must be in'):
     builders.check_config(config)
