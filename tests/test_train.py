@@ -242,7 +242,8 @@ def test_released_ensembles_of_the_best_result_fit_their_configs(
   (the files of the best horse result)."""
   config = config_module.get_config(arg)
   released = os.path.join(os.path.dirname(__file__), '..', 'released')
-  path = ','.join(os.path.join(released, name) for name in file.split(','))
+  path = ','.join(os.path.join(released, name)
+                  for name in checkpoints.param_file_names(file))
   ensemble = train.load_trained_params(builders.create_model(config), config,
                                        None, path)
   first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
