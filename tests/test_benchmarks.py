@@ -227,14 +227,18 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   output = tmp_path / 'test_time.md'
   result = run_python(script, config, f'--workdir={workdir}',
                       '--variants=default,crops9', '--thresholds=0.4,0.5',
-                      '--num_images=3', f'--output={output}')
+                      '--num_images=3', '--decoders=expected_iou,critic',
+                      f'--output={output}')
   assert result.returncode == 0, result.stderr[-2000:]
-  rows = [line for line in output.read_text().splitlines()
+  lines = output.read_text().splitlines()
+  assert ('| variant | test-time change | threshold 0.4 | threshold 0.5 | '
+          'expected_iou | critic | seconds |') in lines
+  rows = [line for line in lines
           if line.startswith('| ') and not line.startswith(('| variant',
                                                             '| ---'))]
   assert [row.split('|')[1].strip() for row in rows] == ['default', 'crops9']
   assert '`eval.num_crops=9`' in rows[1]
-  cells = rows[0].split('|')[3:5]   # threshold 0.4 and 0.5: mean / global
+  cells = rows[0].split('|')[3:7]   # 2 thresholds, 2 decoders: mean / global
   for cell in cells:
     mean, global_ = (float(v) for v in cell.split('/'))
     assert 0.0 <= mean <= 100.0 and 0.0 <= global_ <= 100.0
@@ -245,6 +249,10 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
                        '--variants=crops10')
   assert unknown.returncode == 1
   assert unknown.stderr.strip().startswith("error: unknown variant(s) ['crops10']")
+  unknown = run_python(script, config, f'--workdir={workdir}',
+                       '--decoders=argmax')
+  assert unknown.returncode == 1
+  assert unknown.stderr.strip().startswith("error: unknown decoder(s) ['argmax']")
   trainval_run = tmp_path / 'trainval_run'
   trainval_run.mkdir()
   (trainval_run / 'config.json').write_text(
@@ -274,6 +282,41 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   neither = run_python(script, config)
   assert neither.returncode == 1
   assert neither.stderr.strip().startswith('error: pass either --workdir')
+
+
+DECODER_CHECKS = f'''
+import itertools, sys
+sys.path.insert(0, {str(REPO / 'benchmarks')!r})
+import numpy as np
+import horses_test_time as h
+rng = np.random.default_rng(0)
+for _ in range(20):   # the top-k rule is the best of all 2^8 masks
+  soft = rng.uniform(size=(1, 2, 4)) ** 2
+  flat = soft.ravel()
+  ratios = {{bits: flat[np.array(bits, bool)].sum()
+            / (sum(bits) + flat[~np.array(bits, bool)].sum())
+            for bits in itertools.product((0, 1), repeat=8)}}
+  best = np.array(max(ratios, key=ratios.get), bool)
+  assert (h.expected_iou_masks(soft).ravel() == best).all()
+assert not h.expected_iou_masks(np.zeros((1, 2, 2))).any()
+soft = np.linspace(0, 1, 16).reshape(1, 4, 4)
+by_size = lambda image, cands: -abs(cands.sum(axis=(1, 2)) - 6.0)
+picked = h.critic_masks(by_size, [None], soft, [0.3, 0.5, 0.7], 0.5)
+assert picked.sum() == 5   # >= 0.7: 5 pixels, the size nearest 6
+flat_rate = lambda image, cands: np.zeros(len(cands))
+picked = h.critic_masks(flat_rate, [None], soft, [0.3, 0.45, 0.7], 0.5)
+assert (picked == (soft >= 0.45)).all()   # a tie: the nearest to 0.5
+print('ok')
+'''
+
+
+def test_test_time_decoders_expected_iou_and_critic():
+  """expected_iou_masks is the best mask of the ratio of expectations (brute
+  force over every mask of 8 pixels); critic_masks takes the rated best
+  threshold, ties to the one nearest the preferred."""
+  result = run_python('-c', DECODER_CHECKS)
+  assert result.returncode == 0 and result.stdout.strip() == 'ok', \
+      result.stderr[-2000:]
 
 
 def test_test_time_script_mixes_fcn_masks_as_evaluation_does(tmp_path):
