@@ -270,9 +270,10 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   assert stacked.returncode == 0, stacked.stderr[-2000:]
   from_file = run_python(script, config, f'--params={pair_file}',
                          '--variants=default', '--thresholds=0.4,0.5',
-                         '--num_images=3')
+                         '--num_images=3', '--decoders=expected_iou,critic')
   assert from_file.returncode == 0, from_file.stderr[-2000:]
-  # Two copies of one network average to its own masks: the same scores.
+  # Two copies of one network average to its own masks and ratings: the
+  # same scores.
   assert re.search(r'^default: (.*) \(', from_file.stdout, re.M).group(1) == \
       re.search(r'^default: (.*) \(', result.stdout, re.M).group(1)
   both = run_python(script, config, f'--workdir={workdir}',
