@@ -48,7 +48,6 @@ from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import predictors
-from dvn_jax import stacked
 from dvn_jax import sweeps
 from dvn_jax import train
 from dvn_jax.errors import ConfigError
@@ -146,9 +145,10 @@ def make_critic(model, params, config) -> Callable:
   """(uint8 image (H, W, 3), candidate masks (T, H, W)) -> (T,) the value
   net's predicted IoU of each candidate, averaged over the members of
   `params` and over the config's test crops."""
-  ndim = predictors.parameter_ndim(model, config)
-  members = [predictors.bind_logit_fn(model, member)
-             for member in stacked.split_members(params, ndim)]
+  # One value function of the ensemble: sigmoid of it is the members' mean
+  # predicted IoU (inference.mean_value_fn).
+  value_fn = predictors.bind_members(
+      model, params, predictors.parameter_ndim(model, config))
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    config.eval.num_crops)
 
@@ -160,9 +160,8 @@ def make_critic(model, params, config) -> Callable:
                                 offsets, config.crop_size)
     x = jnp.broadcast_to(x, y.shape[:2] + x.shape[1:])
     flat = lambda a: a.reshape((-1,) + a.shape[2:])
-    values = [jax.nn.sigmoid(member(flat(x), flat(y))).reshape(y.shape[:2])
-              for member in members]
-    return jnp.mean(jnp.stack(values), axis=(0, 2))
+    values = jax.nn.sigmoid(value_fn(flat(x), flat(y))).reshape(y.shape[:2])
+    return values.mean(axis=1)
   return rate
 
 
