@@ -176,8 +176,8 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
 
 def _files_exist(paths: str) -> bool:
   """Whether each parameter file of `paths` (one, or a.npz,b.npz:
-  `checkpoints.param_file_names`) is there."""
-  return all(os.path.isfile(path)
+  `checkpoints.param_file_names`; 'c.npz:model' names c.npz) is there."""
+  return all(os.path.isfile(checkpoints.split_section(path)[0])
              for path in checkpoints.param_file_names(paths))
 
 
@@ -205,7 +205,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  f'init_layers must be one of {sorted(INIT_PREFIXES)}, got '
                  f'{init_layers!r}'))
   if config.init_from:
-    checks.append((os.path.isfile(config.init_from),
+    checks.append((_files_exist(config.init_from),
                    f'init_from file not found: {config.init_from} (export '
                    'one with --mode=export --params=FILE)'))
   start = config.get('start')

@@ -263,29 +263,130 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
 # ------------------------------------------------ released parameter files ----
 
 
-def save_params(params: Any, path: str, dtype: str = 'float32') -> None:
-  """Writes parameters alone to one compressed .npz (keys 'a/b/kernel')."""
-  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep='/')
+# int8 storage (`save_params(dtype='int8')`): each kernel of at least this
+# many entries is kept as int8 with a float32 scale per column (the key with
+# SCALE_SUFFIX); every other array as float16.
+MIN_INT8_SIZE = 4096
+SCALE_SUFFIX = '#scale'
+# A file of several models (`save_sections`) keys each array
+# 'model:a/b/kernel'; 'FILE:model' names one of them.
+SECTION_SEP = ':'
+DTYPES = ('float32', 'float16', 'int8')
+
+
+def quantize_int8(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Symmetric int8 of a kernel, one scale per column: kernel ~ q * scale
+  with scale = max |kernel| over the input axis (-2) / 127, so each output
+  unit (and each member of a stacked ensemble) keeps its own range."""
+  kernel = np.asarray(kernel, np.float32)
+  scale = np.abs(kernel).max(axis=-2, keepdims=True) / 127
+  scale = np.where(scale > 0, scale, 1).astype(np.float32)
+  return np.clip(np.rint(kernel / scale), -127, 127).astype(np.int8), scale
+
+
+def _stored_arrays(flat: dict[str, Any], dtype: str) -> dict[str, np.ndarray]:
+  """The arrays `save_params` writes for flat parameters in `dtype`."""
+  if dtype not in DTYPES:
+    raise CheckpointError(f'dtype must be one of {list(DTYPES)}, got {dtype!r}')
+  if dtype != 'int8':
+    return {k: np.asarray(v, dtype) for k, v in flat.items()}
+  stored = {}
+  for name, value in flat.items():
+    value = np.asarray(value, np.float32)
+    if name.endswith('kernel') and value.ndim >= 2 and (
+        value.size >= MIN_INT8_SIZE):
+      stored[name], stored[name + SCALE_SUFFIX] = quantize_int8(value)
+    else:
+      stored[name] = value.astype(np.float16)
+  return stored
+
+
+def _dequantized(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """int8 kernels (`_stored_arrays`) times their scales, as float32; other
+  arrays as they are."""
+  scales = {k[:-len(SCALE_SUFFIX)]: v for k, v in arrays.items()
+            if k.endswith(SCALE_SUFFIX)}
+  return {k: v.astype(np.float32) * scales[k] if k in scales else v
+          for k, v in arrays.items() if not k.endswith(SCALE_SUFFIX)}
+
+
+def _write_npz(arrays: dict[str, np.ndarray], path: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'wb') as f:
-    np.savez_compressed(f, **{k: np.asarray(v, dtype) for k, v in flat.items()})
+    np.savez_compressed(f, **arrays)
+
+
+def save_params(params: Any, path: str, dtype: str = 'float32') -> None:
+  """Writes parameters alone to one compressed .npz (keys 'a/b/kernel'), in
+  float32, float16, or int8 kernels with float16 for the rest (DTYPES)."""
+  flat = flax.traverse_util.flatten_dict(jax.device_get(params), sep='/')
+  _write_npz(_stored_arrays(flat, dtype), path)
+
+
+def save_sections(sections: dict[str, dict[str, np.ndarray]], path: str,
+                  dtype: str = 'float32') -> None:
+  """Writes several models' flat parameters (name -> `read_params` arrays)
+  to one file, read back one model at a time as 'FILE:name' (e.g. value
+  nets and the FCNs that start their ascent, released as one file)."""
+  bad = [name for name in sections
+         if not name or SECTION_SEP in name or ',' in name or '/' in name]
+  if bad or not sections:
+    raise CheckpointError(f'model names must be non-empty, without '
+                          f"'{SECTION_SEP}', ',' or '/': got {list(sections)}")
+  _write_npz({f'{name}{SECTION_SEP}{key}': value
+              for name, flat in sections.items()
+              for key, value in _stored_arrays(flat, dtype).items()}, path)
+
+
+def split_section(name: str) -> tuple[str, str | None]:
+  """(file, model) of a parameter-file name 'FILE' or 'FILE:model'."""
+  head, sep, tail = name.rpartition(SECTION_SEP)
+  if not sep or os.path.isfile(name) or '/' in tail:
+    return name, None
+  return head, tail
+
+
+def _select_section(arrays: dict[str, np.ndarray], path: str,
+                    section: str | None) -> dict[str, np.ndarray]:
+  """The arrays of one model of a `save_sections` file (all of a file of
+  one model), by flat name."""
+  names = sorted({k.split(SECTION_SEP, 1)[0] for k in arrays
+                  if SECTION_SEP in k})
+  if not names:
+    if section is not None:
+      raise CheckpointError(f'{path} holds one model; name it without '
+                            f"':{section}'")
+    return arrays
+  if section not in names:
+    example = f'{path}{SECTION_SEP}{names[0]}'
+    raise CheckpointError(
+        f'{path} holds the models {names}' +
+        (f', not {section!r}' if section is not None else '') +
+        f'; name one as {example}')
+  prefix = section + SECTION_SEP
+  return {k[len(prefix):]: v for k, v in arrays.items()
+          if k.startswith(prefix)}
 
 
 def read_params(path: str) -> dict[str, np.ndarray]:
-  """The arrays of a `save_params` file, by flat name ('a/b/kernel')."""
-  if not os.path.isfile(path):
-    raise CheckpointError(f'parameter file not found: {path}')
+  """The arrays of a `save_params` file, by flat name ('a/b/kernel'), or of
+  one model of a `save_sections` file ('FILE:model'); int8 kernels come
+  back as float32."""
+  file, section = split_section(path)
+  if not os.path.isfile(file):
+    raise CheckpointError(f'parameter file not found: {file}')
   try:
-    with np.load(path) as data:
-      return {k: data[k] for k in data.files}
+    with np.load(file) as data:
+      arrays = {k: data[k] for k in data.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise CheckpointError(f'{path} is not a readable parameter file '
+    raise CheckpointError(f'{file} is not a readable parameter file '
                           f'({type(e).__name__}); export it again') from None
+  return _dequantized(_select_section(arrays, file, section))
 
 
 def param_file_names(paths: str) -> list[str]:
   """The files of a parameter-file argument: one, or several named with
-  commas ('a.npz,b.npz')."""
+  commas ('a.npz,b.npz'), each maybe one model of a file ('c.npz:dvn')."""
   return paths.split(',')
 
 

@@ -26,6 +26,17 @@ training that network: `--config.init_from=FILE --config.init_layers=all`):
 
   python -m dvn_jax.ensemble --member=0 --output=/tmp/m0.npz \
       released/horses_dvn_long_pair.npz
+
+Arguments MODEL=FILES write one file of several models instead, each the
+ensemble of its FILES (one, or several named with commas), read back as
+FILE:MODEL wherever a parameter file is named; e.g. the value nets and the
+FCNs that start and join their ascent, as one file with int8 kernels (a
+float32 scale per column, float16 for the rest):
+
+  python -m dvn_jax.ensemble --dtype=int8 --output=/tmp/best.npz \
+      dvn=/tmp/run1.npz,/tmp/run2.npz fcn=/tmp/fcns.npz
+  python -m dvn_jax.main --config=configs/horses.py --mode=evaluate \
+      --params=/tmp/best.npz:dvn --config.eval.fcn.params=/tmp/best.npz:fcn
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ from dvn_jax import checkpoints
 from dvn_jax import cli
 
 _OUTPUT = flags.DEFINE_string('output', None, 'The ensemble file to write.')
-_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
-                           'Storage type of the ensemble file.')
+_DTYPE = flags.DEFINE_enum(
+    'dtype', 'float32', list(checkpoints.DTYPES), 'Storage type of the '
+    'ensemble file (int8: kernels as int8 with a scale per column).')
 _MEMBER = flags.DEFINE_integer(
     'member', None, 'Write this member (0, 1, ...) of one ensemble file '
     'alone, instead of stacking files.')
@@ -48,8 +60,32 @@ _AVERAGE = flags.DEFINE_bool(
 flags.mark_flags_as_required(['output'])
 
 
+def parse_sections(args: list[str]) -> dict[str, str] | None:
+  """{model: files} of MODEL=FILES arguments; None when no argument has '='
+  (plain files to stack)."""
+  named = [arg for arg in args if '=' in arg]
+  if not named:
+    return None
+  if len(named) != len(args):
+    cli.fail('name every argument as MODEL=FILES, or none of them')
+  sections = dict(arg.split('=', 1) for arg in args)
+  if len(sections) != len(args):
+    cli.fail(f'a model is named twice in {args}')
+  return sections
+
+
 def main(argv):
   paths, member = argv[1:], _MEMBER.value
+  sections = parse_sections(paths)
+  if sections is not None:
+    if member is not None or _AVERAGE.value:
+      cli.fail('MODEL=FILES arguments take neither --member nor --average')
+    with cli.reporting_errors():
+      checkpoints.save_sections(
+          {name: checkpoints.read_params_list(files)
+           for name, files in sections.items()}, _OUTPUT.value, _DTYPE.value)
+    print(f'wrote {_OUTPUT.value} (models {", ".join(sections)})')
+    return
   if member is not None and (len(paths) != 1 or _AVERAGE.value):
     cli.fail('--member takes one ensemble file, without --average')
   if member is None and len(paths) < 2:

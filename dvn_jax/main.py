@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from dvn_jax import checkpoints
 from dvn_jax import cli
 from dvn_jax import parallel
 from dvn_jax import train
@@ -35,9 +36,11 @@ _MODE = flags.DEFINE_enum(
 _SPLIT = flags.DEFINE_string('split', 'test', 'Split that --mode=evaluate scores.')
 _PARAMS = flags.DEFINE_string(
     'params', None, 'A parameter file (.npz) to evaluate or to export to; '
-    'to evaluate, also several (a.npz,b.npz): their members as one ensemble.')
-_DTYPE = flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16'],
-                           'Storage type of --mode=export.')
+    'to evaluate, also several (a.npz,b.npz): their members as one ensemble; '
+    'FILE:model is one model of a file of several (dvn_jax.ensemble).')
+_DTYPE = flags.DEFINE_enum(
+    'dtype', 'float32', list(checkpoints.DTYPES), 'Storage type of '
+    '--mode=export (int8: kernels as int8 with a scale per column).')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None,
     'Multi-process runs outside SLURM/MPI/Cloud TPU: HOST:PORT of process 0.')

@@ -50,6 +50,13 @@ def test_a_list_of_start_files_is_checked_file_by_file(tmp_path):
   config.start.params = f'{present},{tmp_path}/missing.npz'
   with pytest.raises(ConfigError, match='start.params file not found'):
     builders.check_config(config)
+  # One model of a file of several ('FILE:model') is checked by its file.
+  config.start.params = config.eval.fcn.params = f'{present}:fcn'
+  config.eval.fcn.weight = 0.4
+  builders.check_config(config)
+  config.eval.fcn.params = f'{tmp_path}/missing.npz:fcn'
+  with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
+    builders.check_config(config)
 
 
 def test_a_mix_with_no_positive_weight_is_a_config_error():

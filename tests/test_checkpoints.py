@@ -162,6 +162,82 @@ def test_average_params_is_the_mean_of_the_files(tmp_path):
     checkpoints.average_params([paths[0], fcn_path])
 
 
+def test_int8_kernels_keep_each_column_to_half_a_step():
+  rng = np.random.default_rng(0)
+  kernel = rng.normal(size=(2, 300, 5)).astype(np.float32)  # 2 members
+  kernel[1, :, 3] *= 100    # one member's column with a larger range
+  kernel[0, :, 4] = 0       # an all-zero column
+  q, scale = checkpoints.quantize_int8(kernel)
+  assert q.dtype == np.int8 and scale.shape == (2, 1, 5)
+  np.testing.assert_array_equal(np.abs(q).max(axis=1)[:, :4], 127)
+  assert np.all(q[0, :, 4] == 0)
+  error = np.abs(q * scale - kernel)
+  assert np.all(error <= scale / 2 + 1e-6)
+  # The large column's scale does not coarsen its neighbours.
+  assert scale[1, 0, 3] > 50 * scale[1, 0, 2]
+
+
+def test_int8_files_store_big_kernels_as_int8_and_read_back_float32(tmp_path):
+  members = [_params('value_net', seed) for seed in (3, 4)]
+  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
+  for params, path in zip(members, paths):
+    checkpoints.save_params(params, path)
+  pair = str(tmp_path / 'pair_int8.npz')
+  checkpoints.save_params(checkpoints.stack_params(paths), pair, 'int8')
+  with np.load(pair) as stored:
+    dtypes = {k: stored[k].dtype for k in stored.files}
+  big = [k for k, v in checkpoints.read_params(paths[0]).items()
+         if k.endswith('kernel') and v.size >= checkpoints.MIN_INT8_SIZE]
+  assert big and all(dtypes[k] == np.int8 for k in big)
+  assert all(dtypes[k + checkpoints.SCALE_SUFFIX] == np.float32 for k in big)
+  assert all(v == np.float16 for k, v in dtypes.items()
+             if k not in big and not k.endswith(checkpoints.SCALE_SUFFIX))
+  loaded = checkpoints.load_params(pair, members[0])
+  for i, member in enumerate(members):
+    for original, read in zip(jax.tree.leaves(member),
+                              jax.tree.leaves(loaded)):
+      assert read.dtype == np.float32
+      np.testing.assert_allclose(read[i], original,
+                                 atol=np.abs(original).max() / 254 + 1e-3)
+  with pytest.raises(CheckpointError, match='dtype must be one of'):
+    checkpoints.save_params(members[0], str(tmp_path / 'x.npz'), 'int4')
+
+
+def test_a_file_of_several_models_is_read_one_model_at_a_time(tmp_path):
+  value_nets = [_params('value_net', seed) for seed in (3, 4)]
+  fcn = _params('fcn', 0)
+  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
+  for params, path in zip(value_nets, paths):
+    checkpoints.save_params(params, path)
+  fcn_path = str(tmp_path / 'fcn.npz')
+  checkpoints.save_params(fcn, fcn_path)
+  both = str(tmp_path / 'best.npz')
+  checkpoints.save_sections({'dvn': checkpoints.read_params_list(
+      ','.join(paths)), 'fcn': checkpoints.read_params(fcn_path)}, both)
+  jax.tree.map(np.testing.assert_array_equal,
+               checkpoints.load_params(f'{both}:dvn', value_nets[0]),
+               checkpoints.load_params(','.join(paths), value_nets[0]))
+  jax.tree.map(np.testing.assert_array_equal,
+               checkpoints.load_params(f'{both}:fcn', fcn), fcn)
+  # Named with commas beside another file: three members.
+  three = checkpoints.load_params(f'{both}:dvn,{paths[0]}', value_nets[0])
+  assert jax.tree.leaves(three)[0].shape[0] == 3
+  assert checkpoints.member_params(f'{both}:dvn', 1).keys() == (
+      checkpoints.read_params(paths[1]).keys())
+  with pytest.raises(CheckpointError, match=r"models \['dvn', 'fcn'\]; "
+                     f'name one as {both}:dvn'):
+    checkpoints.read_params(both)
+  with pytest.raises(CheckpointError, match="not 'fnc'"):
+    checkpoints.read_params(f'{both}:fnc')
+  with pytest.raises(CheckpointError, match="holds one model; name it "
+                     "without ':dvn'"):
+    checkpoints.read_params(f'{fcn_path}:dvn')
+  with pytest.raises(CheckpointError, match='not found'):
+    checkpoints.read_params(f'{tmp_path}/absent.npz:dvn')
+  with pytest.raises(CheckpointError, match='model names must be'):
+    checkpoints.save_sections({'a:b': {}}, str(tmp_path / 'bad.npz'))
+
+
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
   path = tmp_path / 'bad.npz'
   path.write_bytes(b'not a zip')

@@ -79,6 +79,25 @@ def test_train_resume_and_evaluate(tmp_path):
   line = _one_line_error(run_main(f'--output={ensemble_file}', str(params_file),
                                   module='dvn_jax.ensemble'))
   assert 'two or more parameter files' in line
+  # One file of several models (MODEL=FILES), each read back as FILE:model.
+  bundle_file = tmp_path / 'bundle.npz'
+  bundled = run_main(f'--output={bundle_file}', f'dvn={params_file}',
+                     f'pair={params_file},{params_file}',
+                     module='dvn_jax.ensemble')
+  assert bundled.returncode == 0, bundled.stderr[-2000:]
+  assert 'models dvn, pair' in bundled.stdout
+  from_bundle = run_main(SMOKE, '--mode=evaluate',
+                         f'--params={bundle_file}:dvn')
+  assert from_bundle.returncode == 0, from_bundle.stderr[-2000:]
+  assert from_bundle.stdout == evaluated.stdout
+  line = _one_line_error(run_main(SMOKE, '--mode=evaluate',
+                                  f'--params={bundle_file}'))
+  assert f"holds the models ['dvn', 'pair']; name one as {bundle_file}:dvn" \
+      in line
+  line = _one_line_error(run_main(f'--output={bundle_file}',
+                                  f'dvn={params_file}', str(params_file),
+                                  module='dvn_jax.ensemble'))
+  assert 'name every argument as MODEL=FILES, or none of them' in line
 
   # Segment a user's image of another size; a non-image fails in one line.
   image_path = tmp_path / 'horse.png'

@@ -251,6 +251,30 @@ def test_released_ensembles_of_the_best_result_fit_their_configs(
   assert len({np.asarray(m).tobytes() for m in first_leaf}) == members
 
 
+def test_released_single_file_holds_the_best_results_models_in_int8():
+  """released/horses_best_int8.npz, one file under 12 MB: its models 'dvn'
+  and 'fcn' are the three value nets and five FCNs of the best result, each
+  kernel within half an int8 step of its column's range and every other
+  array the same float16 values."""
+  released = os.path.join(os.path.dirname(__file__), '..', 'released')
+  bundle = os.path.join(released, 'horses_best_int8.npz')
+  assert os.path.getsize(bundle) < 12e6
+  for model, files in (
+      ('dvn', 'horses_dvn_long_pair.npz,horses_dvn_interp_seed2.npz'),
+      ('fcn', 'horses_fcn_ema_ensemble.npz')):
+    reference = checkpoints.read_params_list(','.join(
+        os.path.join(released, name) for name in files.split(',')))
+    stored = checkpoints.read_params(f'{bundle}:{model}')
+    assert stored.keys() == reference.keys()
+    for name, value in reference.items():
+      value = value.astype(np.float32)
+      if stored[name].dtype == np.float16:
+        np.testing.assert_array_equal(stored[name], value)
+      else:
+        step = np.abs(value).max(axis=-2, keepdims=True) / 127
+        assert np.all(np.abs(stored[name] - value) <= step / 2 + 1e-3), name
+
+
 def _adam_count(opt_state) -> int:
   counts = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(
       opt_state) if 'count' in jax.tree_util.keystr(path)]
