@@ -65,7 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0)),
+          interpolated=0.0, extrapolated=0.0)),
       inference=ascent(20, 0.5),
       inference_pick='final',
       inference_points=1,

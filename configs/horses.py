@@ -125,11 +125,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.ema_decay = 0.0
 
   # Training tuples (paper Sec. 3.3): batch fractions of each generator
-  # (interpolated: ours, between inference outputs and y*; dvn_jax/tuples.py).
+  # (interpolated: ours, between inference outputs and y*; extrapolated: ours,
+  # the same line past the inference outputs, away from y*; dvn_jax/tuples.py).
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0)),
+          interpolated=0.0, extrapolated=0.0)),
       inference=ascent(num_steps=20, step_size=50.0),
       inference_pick='random',
       # Tuples per inference trajectory. 1 (each tuple from its own

@@ -12,7 +12,10 @@ outputs y and their oracle values v* = oracle(y, y*):
 - interpolated (ours, not the paper's): a random point of the segment from
   an inference output y-hat to y*, y = y-hat + a (y* - y-hat), a ~ U(0, 1):
   the outputs between where inference ends and the truth, whose values
-  decide whether the ascent moves on towards y*.
+  decide whether the ascent moves on towards y*;
+- extrapolated (ours): the same line continued past y-hat, away from y*,
+  y = y-hat + a (y-hat - y*), projected: outputs worse than the net's own,
+  where its ascent would overshoot.
 
 `generate_tuples` splits a batch between the generators in fixed, static
 proportions (the "mix"), so a train step compiles once.
@@ -43,7 +46,7 @@ from dvn_jax.errors import ConfigError
 
 Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
-              'interpolated')
+              'interpolated', 'extrapolated')
 ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
                       'inference', 'ground_truth_or_inference', 'stratified')
 
@@ -401,10 +404,31 @@ def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:
   return y_hat + a * (y_star - y_hat)
 
 
+def extrapolate_from_truth(rng: Array, y_hat: Array, y_star: Array,
+                           spec: TupleSpec) -> Array:
+  """y-hat + a (y-hat - y*), one a ~ U(0, 1) per example, projected as the
+  inference ascent projects: past y-hat on the line from y*, so every
+  wrong entry of y-hat is more wrong (for the IoU and F1 oracles, v* at
+  most that of y-hat)."""
+  a = jax.random.uniform(rng, (y_hat.shape[0],) + (1,) * (y_hat.ndim - 1))
+  project = inference.get_projection(spec.inference_ascent.projection)
+  return project(y_hat + a * (y_hat - y_star))
+
+
+def _from_inference(name: str, rng: Array, y_hat: Array, y_star: Array,
+                    spec: TupleSpec) -> Array:
+  """The interpolated or extrapolated outputs of inference outputs y-hat."""
+  if name == 'interpolated':
+    return interpolate_to_truth(rng, y_hat, y_star)
+  return extrapolate_from_truth(rng, y_hat, y_star, spec)
+
+
 def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
                          y_star: Array, spec: TupleSpec,
-                         y0: Array | None = None) -> Array:
-  """Points between inference outputs of fresh trajectories and y*.
+                         y0: Array | None = None,
+                         name: str = 'interpolated') -> Array:
+  """Points between inference outputs of fresh trajectories and y* (or past
+  them, name 'extrapolated').
 
   y-hat is a point of each example's trajectory, picked as inference tuples
   pick theirs (one point per example), from `y0` when given.
@@ -412,7 +436,7 @@ def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   one_point = dataclasses.replace(spec, inference_points=1)
   y_hat = inference_outputs(jax.random.fold_in(rng, 1), logit_fn, x, y_star,
                             one_point, y0)
-  return interpolate_to_truth(rng, y_hat, y_star)
+  return _from_inference(name, rng, y_hat, y_star, spec)
 
 
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
@@ -429,8 +453,8 @@ def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
-  if name == 'interpolated':
-    return interpolated_outputs(rng, logit_fn, x, y_star, spec, y0)
+  if name in ('interpolated', 'extrapolated'):
+    return interpolated_outputs(rng, logit_fn, x, y_star, spec, y0, name)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
 
@@ -461,7 +485,8 @@ def generate_tuples_with_chains(
   the interpolated slice interpolates between the chains' new points and
   their ground truths (chain i for its i-th tuple, cycling if the slice is
   larger), so it costs no ascent of its own; its examples then are the
-  chains'. So does the adversarial slice when its ascents start from
+  chains'. So does the extrapolated slice (from chain K/2 on, K chains),
+  and the adversarial slice when its ascents start from
   inference outputs (adversarial_start 'inference' or
   'ground_truth_or_inference'). `starts` (B, ...), when given, is y(0) of
   each example's inference trajectory (in place of logit_fn's start: the
@@ -484,20 +509,22 @@ def generate_tuples_with_chains(
       y_stars.append(chains.y_star)
       start += size
       continue
-    starts_at_inference = (name == 'interpolated' or (
+    starts_at_inference = (name in ('interpolated', 'extrapolated') or (
         name == 'adversarial' and spec.adversarial_start in
         ('inference', 'ground_truth_or_inference')))
     if starts_at_inference and chains is not None and chains.y.shape[0]:
-      picks = jnp.arange(size) % chains.y.shape[0]
+      # The extrapolated slice starts half-way through the chains, so that
+      # beside an interpolated slice it mostly draws other examples.
+      offset = chains.y.shape[0] // 2 if name == 'extrapolated' else 0
+      picks = (jnp.arange(size) + offset) % chains.y.shape[0]
       x_i, y_star_i, y_hat = (chains.x[picks], chains.y_star[picks],
                               chains.y[picks])
       rng_i = jax.random.fold_in(rng, i)
       xs.append(x_i)
       y_stars.append(y_star_i)
-      ys.append(interpolate_to_truth(rng_i, y_hat, y_star_i)
-                if name == 'interpolated' else
-                adversarial_outputs(rng_i, logit_fn, x_i, y_star_i, spec,
-                                    y_hat))
+      ys.append(adversarial_outputs(rng_i, logit_fn, x_i, y_star_i, spec,
+                                    y_hat) if name == 'adversarial' else
+                _from_inference(name, rng_i, y_hat, y_star_i, spec))
       start += size
       continue
     # Inference tuples may take several points of each trajectory: then

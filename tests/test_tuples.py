@@ -284,6 +284,36 @@ def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
   assert not np.allclose(y[2], y[4])
 
 
+def test_extrapolated_tuples_continue_past_the_chains_points(setup):
+  logit_fn, x, y_star = setup
+  spec = tuples.TupleSpec(
+      mix=(('inference', 1 / 3), ('extrapolated', 2 / 3)),
+      inference_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
+      inference_chains=True)
+  chains = tuples.init_chains((2,) + x.shape[1:], (2,) + y_star.shape[1:],
+                              spec)
+  # Advance once so that the chains' points are not y = 0.
+  _, _, _, chains = tuples.generate_tuples_with_chains(
+      jax.random.key(5), logit_fn, x, y_star, spec, chains)
+  x_out, y, v, chains = tuples.generate_tuples_with_chains(
+      jax.random.key(0), logit_fn, x, y_star, spec, chains)
+  # Tuples 2..5 continue chains 1, 0, 1, 0 (from chain K/2 = 1 on) past
+  # y-hat, away from y*: y = clip(y-hat + a (y-hat - y*)), one a in [0, 1].
+  for i, chain in zip(range(2, 6), [1, 0, 1, 0]):
+    np.testing.assert_array_equal(x_out[i], chains.x[chain])
+    y_hat, truth = np.asarray(chains.y[chain]), np.asarray(chains.y_star[chain])
+    away = y_hat + (y_hat - truth)            # a = 1
+    inside = (np.abs(truth - y_hat) > 1e-3) & (away > 0) & (away < 1)
+    assert inside.any()
+    a = (np.asarray(y[i]) - y_hat)[inside] / (y_hat - truth)[inside]
+    np.testing.assert_allclose(a, a[0], atol=1e-4)
+    assert 0 <= a[0] <= 1
+    assert np.all((y[i] >= 0) & (y[i] <= 1))
+    np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1], truth[None])[0],
+                               rtol=1e-6)
+    assert v[i] <= oracles.iou(y_hat[None], truth[None])[0] + 1e-6
+
+
 @pytest.mark.parametrize('start', ['inference', 'ground_truth_or_inference'])
 def test_adversarial_ascents_can_start_at_the_chains_points(setup, start):
   logit_fn, x, y_star = setup
