@@ -263,9 +263,10 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
 # ------------------------------------------------ released parameter files ----
 
 
-# int8 storage (`save_params(dtype='int8')`): each kernel of at least this
-# many entries is kept as int8 with a float32 scale per column (the key with
-# SCALE_SUFFIX); every other array as float16.
+# int8 storage (`save_params(dtype='int8')`): each kernel array of at least
+# this many entries as stored (a stacked ensemble's members together) is kept
+# as int8 with a float32 scale per column (the key with SCALE_SUFFIX); every
+# other array as float16.
 MIN_INT8_SIZE = 4096
 SCALE_SUFFIX = '#scale'
 # A file of several models (`save_sections`) keys each array
