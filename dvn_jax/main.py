@@ -67,6 +67,12 @@ def main(argv):
     cli.fail(f'--mode={_MODE.value} needs --workdir')
   if _MODE.value == 'export' and not _PARAMS.value:
     cli.fail('--mode=export needs --params=<file.npz> to write')
+  if _MODE.value == 'export':
+    model = checkpoints.split_section(_PARAMS.value)[1]
+    if model is not None:
+      cli.fail(f"--mode=export writes one model's file; name it without "
+               f"':{model}' (python -m dvn_jax.ensemble MODEL=FILES joins "
+               'files into one of several models)')
   with cli.reporting_errors():
     if _MODE.value == 'train':
       metrics = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

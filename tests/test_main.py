@@ -187,6 +187,7 @@ def test_missing_data_file_is_one_clear_line(tmp_path):
     ([SMOKE, '--config.batch_size=many'], 'batch_size'),
     ([SMOKE, '--config.optimizer.learning_rate=-1'], 'learning_rate'),
     ([SMOKE, '--config.data.train_split=training'], "'training'"),
+    ([SMOKE, '--mode=export', '--params=out.npz:dvn'], "without ':dvn'"),
 ])
 def test_bad_command_lines_are_one_clear_line(tmp_path, args, needle):
   line = _one_line_error(run_main(*args, f'--workdir={tmp_path}'))
