@@ -41,6 +41,9 @@ float32 scale per column, float16 for the rest):
 
 from __future__ import annotations
 
+import os
+import re
+
 from absl import app
 from absl import flags
 
@@ -60,10 +63,18 @@ _AVERAGE = flags.DEFINE_bool(
 flags.mark_flags_as_required(['output'])
 
 
+def is_section(arg: str) -> bool:
+  """Whether `arg` is MODEL=FILES: a bare name before '=' (not an existing
+  file, nor a path like /runs/lr=0.1/a.npz)."""
+  name = arg.split('=', 1)[0]
+  return ('=' in arg and not os.path.exists(arg) and
+          re.fullmatch(r'[A-Za-z_][\w-]*', name) is not None)
+
+
 def parse_sections(args: list[str]) -> dict[str, str] | None:
-  """{model: files} of MODEL=FILES arguments; None when no argument has '='
+  """{model: files} of MODEL=FILES arguments; None when there are none
   (plain files to stack)."""
-  named = [arg for arg in args if '=' in arg]
+  named = [arg for arg in args if is_section(arg)]
   if not named:
     return None
   if len(named) != len(args):

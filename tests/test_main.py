@@ -98,6 +98,14 @@ def test_train_resume_and_evaluate(tmp_path):
                                   f'dvn={params_file}', str(params_file),
                                   module='dvn_jax.ensemble'))
   assert 'name every argument as MODEL=FILES, or none of them' in line
+  # A path with '=' in a folder's name is a file to stack, not MODEL=FILES.
+  swept = tmp_path / 'lr=0.1' / 'run.npz'
+  swept.parent.mkdir()
+  swept.write_bytes(params_file.read_bytes())
+  plain = run_main(f'--output={tmp_path / "plain.npz"}', str(swept),
+                   str(params_file), module='dvn_jax.ensemble')
+  assert plain.returncode == 0, plain.stderr[-2000:]
+  assert '(2 members)' in plain.stdout
 
   # Segment a user's image of another size; a non-image fails in one line.
   image_path = tmp_path / 'horse.png'
