@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging as std_logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -272,6 +273,7 @@ SCALE_SUFFIX = '#scale'
 # A file of several models (`save_sections`) keys each array
 # 'model:a/b/kernel'; 'FILE:model' names one of them.
 SECTION_SEP = ':'
+MODEL_NAME = re.compile(r'[A-Za-z_][\w-]*')
 DTYPES = ('float32', 'float16', 'int8')
 
 
@@ -324,16 +326,20 @@ def save_params(params: Any, path: str, dtype: str = 'float32') -> None:
   _write_npz(_stored_arrays(flat, dtype), path)
 
 
+def is_model_name(name: str) -> bool:
+  """Whether `name` can name a model of a `save_sections` file: a letter or
+  '_', then letters, digits, '_' or '-' (so never part of a path)."""
+  return MODEL_NAME.fullmatch(name) is not None
+
+
 def save_sections(sections: dict[str, dict[str, np.ndarray]], path: str,
                   dtype: str = 'float32') -> None:
   """Writes several models' flat parameters (name -> `read_params` arrays)
   to one file, read back one model at a time as 'FILE:name' (e.g. value
   nets and the FCNs that start their ascent, released as one file)."""
-  bad = [name for name in sections
-         if not name or SECTION_SEP in name or ',' in name or '/' in name]
-  if bad or not sections:
-    raise CheckpointError(f'model names must be non-empty, without '
-                          f"'{SECTION_SEP}', ',' or '/': got {list(sections)}")
+  if not sections or not all(map(is_model_name, sections)):
+    raise CheckpointError(f"model names must be a letter or '_', then "
+                          f"letters, digits, '_' or '-': got {list(sections)}")
   _write_npz({f'{name}{SECTION_SEP}{key}': value
               for name, flat in sections.items()
               for key, value in _stored_arrays(flat, dtype).items()}, path)
@@ -342,7 +348,7 @@ def save_sections(sections: dict[str, dict[str, np.ndarray]], path: str,
 def split_section(name: str) -> tuple[str, str | None]:
   """(file, model) of a parameter-file name 'FILE' or 'FILE:model'."""
   head, sep, tail = name.rpartition(SECTION_SEP)
-  if not sep or os.path.isfile(name) or '/' in tail:
+  if not sep or os.path.isfile(name) or not is_model_name(tail):
     return name, None
   return head, tail
 

@@ -42,7 +42,6 @@ float32 scale per column, float16 for the rest):
 from __future__ import annotations
 
 import os
-import re
 
 from absl import app
 from absl import flags
@@ -66,9 +65,8 @@ flags.mark_flags_as_required(['output'])
 def is_section(arg: str) -> bool:
   """Whether `arg` is MODEL=FILES: a bare name before '=' (not an existing
   file, nor a path like /runs/lr=0.1/a.npz)."""
-  name = arg.split('=', 1)[0]
   return ('=' in arg and not os.path.exists(arg) and
-          re.fullmatch(r'[A-Za-z_][\w-]*', name) is not None)
+          checkpoints.is_model_name(arg.split('=', 1)[0]))
 
 
 def parse_sections(args: list[str]) -> dict[str, str] | None:

@@ -234,8 +234,13 @@ def test_a_file_of_several_models_is_read_one_model_at_a_time(tmp_path):
     checkpoints.read_params(f'{fcn_path}:dvn')
   with pytest.raises(CheckpointError, match='not found'):
     checkpoints.read_params(f'{tmp_path}/absent.npz:dvn')
-  with pytest.raises(CheckpointError, match='model names must be'):
-    checkpoints.save_sections({'a:b': {}}, str(tmp_path / 'bad.npz'))
+  for bad in ('a:b', 'runs/a', '', '0dvn'):
+    with pytest.raises(CheckpointError, match='model names must be'):
+      checkpoints.save_sections({bad: {}}, str(tmp_path / 'bad.npz'))
+  # A ':' followed by no model name belongs to the file's name.
+  assert checkpoints.split_section('c.npz:dvn') == ('c.npz', 'dvn')
+  assert checkpoints.split_section('runs:1/c.npz') == ('runs:1/c.npz', None)
+  assert checkpoints.split_section('c:1.npz') == ('c:1.npz', None)
 
 
 def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
