@@ -47,6 +47,9 @@ from dvn_jax.errors import ConfigError
 Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
               'interpolated', 'extrapolated')
+# The generators whose outputs are a point on the line through an inference
+# output y-hat and y* (`_from_inference`).
+FROM_INFERENCE = ('interpolated', 'extrapolated')
 ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
                       'inference', 'ground_truth_or_inference', 'stratified')
 
@@ -453,7 +456,7 @@ def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
-  if name in ('interpolated', 'extrapolated'):
+  if name in FROM_INFERENCE:
     return interpolated_outputs(rng, logit_fn, x, y_star, spec, y0, name)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
@@ -509,7 +512,7 @@ def generate_tuples_with_chains(
       y_stars.append(chains.y_star)
       start += size
       continue
-    starts_at_inference = (name in ('interpolated', 'extrapolated') or (
+    starts_at_inference = (name in FROM_INFERENCE or (
         name == 'adversarial' and spec.adversarial_start in
         ('inference', 'ground_truth_or_inference')))
     if starts_at_inference and chains is not None and chains.y.shape[0]:
