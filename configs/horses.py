@@ -161,7 +161,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # w > 0 averages the soft masks with its: (1 - w) DVN + w FCN, then the
   # threshold (fcn_starts.mixed_with_fcn); start_scale s > 0 starts the test-time
   # ascent at y(0) = s p(x) (fcn_starts.make_eval_start_fn; training keeps
-  # `start`). Both ours; docs/horses.md.
+  # `start`); prior_weight lam > 0 makes each test-time ascent climb
+  # v(x, y) + lam log p_FCN(y | x) (fcn_starts.make_eval_prior_fn). All ours;
+  # docs/horses.md.
   c.eval = ml_collections.ConfigDict(dict(
       num_crops=36, combine='average', inference=ascent(30, 50.0),
       threshold=0.5, batch_size=1,   # images a batch: 36 crops suit a CPU
@@ -170,7 +172,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # masks averaged) or 'values' (one ascent on their mean value; ours).
       ensemble='outputs',
       fcn=ml_collections.ConfigDict(dict(params='', weight=0.0,
-                                         start_scale=0.0))))
+                                         start_scale=0.0, prior_weight=0.0))))
 
   c.log_every_steps = 100
   c.eval_every_steps = 5000

@@ -232,15 +232,19 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                  f'data.held_out_fold={held_out} needs data.num_folds > 0'))
   fcn = config.get('eval', {}).get('fcn')
   start_scale = fcn_starts.eval_fcn_start_scale(config)
-  if fcn is not None and (fcn.weight or start_scale):
+  prior_weight = fcn_starts.eval_fcn_prior_weight(config)
+  if fcn is not None and (fcn.weight or start_scale or prior_weight):
     checks.append((0 <= fcn.weight <= 1,
                    f'eval.fcn.weight must be in [0, 1], got {fcn.weight}'))
     checks.append((0 <= start_scale <= 1,
                    f'eval.fcn.start_scale must be in [0, 1], got '
                    f'{start_scale}'))
+    checks.append((prior_weight >= 0,
+                   f'eval.fcn.prior_weight must be >= 0, got {prior_weight}'))
     checks.append((_files_exist(fcn.params),
                    f'eval.fcn.params file not found: {fcn.params!r} (needed '
-                   'by eval.fcn.weight or start_scale > 0; export a trained '
+                   'by eval.fcn.weight, start_scale or prior_weight > 0; '
+                   'export a trained '
                    'configs/horses_fcn.py run with --mode=export '
                    '--params=FILE)'))
   ensemble = eval_ensemble(config)

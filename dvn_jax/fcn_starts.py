@@ -1,8 +1,9 @@
 """A fixed FCN (or an ensemble file of FCNs) beside the value net (ours, not
 the paper's; docs/horses.md): the start y(0) of the ascents, in training
 (`config.start`, optionally cross-fitted) or at test only
-(`config.eval.fcn.start_scale`), and its soft masks averaged with the value
-net's (`config.eval.fcn.weight`)."""
+(`config.eval.fcn.start_scale`), its log-likelihood of y as a prior inside
+the test-time ascent (`config.eval.fcn.prior_weight`), and its soft masks
+averaged with the value net's (`config.eval.fcn.weight`)."""
 
 from __future__ import annotations
 
@@ -158,6 +159,44 @@ def make_eval_start_fn(config: ml_collections.ConfigDict
   if not scale:
     return make_start_fn(config)
   return fcn_start_fn(config, config.eval.fcn.params, scale, 'eval.fcn.params')
+
+
+def eval_fcn_prior_weight(config: ml_collections.ConfigDict) -> float:
+  """config.eval.fcn.prior_weight, 0 (off) where the config has none."""
+  fcn_cfg = config.get('eval', {}).get('fcn')
+  return float(fcn_cfg.get('prior_weight', 0.0)) if fcn_cfg is not None else 0.0
+
+
+# |d log-likelihood / dy| at most this: an FCN certain of a pixel (p = 0 or
+# 1 in float32) pulls it as one whose p is 1 - 3e-4, not infinitely.
+PRIOR_LOGIT_CLIP = 8.0
+
+
+def log_likelihood_gradient(probabilities: Array) -> Array:
+  """d/dy of the log-likelihood of a relaxed output y under per-pixel class
+  probabilities p (B, H, W, K): logit(p) for K = 1 (Bernoulli: y log p +
+  (1 - y) log(1 - p)), log p for K classes (sum_k y_k log p_k); clipped to
+  +-PRIOR_LOGIT_CLIP."""
+  eps = 1e-6
+  p = jnp.clip(probabilities, eps, 1.0 - eps)
+  grad = (jnp.log(p) - jnp.log1p(-p) if probabilities.shape[-1] == 1 else
+          jnp.log(p))
+  return jnp.clip(grad, -PRIOR_LOGIT_CLIP, PRIOR_LOGIT_CLIP)
+
+
+def make_eval_prior_fn(config: ml_collections.ConfigDict
+                       ) -> Callable[[Array], Array] | None:
+  """x -> lam * d/dy log p_FCN(y | x) (`log_likelihood_gradient`), the
+  coefficients of the test-time ascent's log-linear prior
+  (`inference.ValueFn.prior`): each crop's ascent climbs v(x, y) + lam *
+  log p_FCN(y | x), a product of the value net and eval.fcn's FCN (ours;
+  docs/horses.md); None with eval.fcn.prior_weight lam = 0."""
+  weight = eval_fcn_prior_weight(config)
+  if not weight:
+    return None
+  fcn_probabilities = load_fcn(config, config.eval.fcn.params,
+                               'eval.fcn.params')
+  return lambda x: weight * log_likelihood_gradient(fcn_probabilities(x))
 
 
 def fcn_soft_masks(probabilities: Callable[[Array], Array], images: Array,

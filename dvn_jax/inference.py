@@ -54,10 +54,14 @@ class ValueFn:
   Sec. 6). Calling it is `logits(encode(x), y)`: a ValueFn is a LogitFn.
   `start(x)`, when given, is the start point y(0) of every ascent on x
   (a feed-forward network's soft output); None starts at P(0), the paper's.
+  `prior(x)`, when given, is a log-linear prior on y: coefficients c(x) of
+  y's shape, and the ascent climbs v(x, y) + sum(c(x) * y) (`objective_fn`;
+  an FCN's log-likelihood of y, `fcn_starts.make_eval_prior_fn`; ours).
   """
   logits: Callable[[Any, Array], Array]
   encode: Callable[[Array], Any] = _identity
   start: Callable[[Array], Array] | None = None
+  prior: Callable[[Array], Array] | None = None
 
   def __call__(self, x: Array, y: Array) -> Array:
     return self.logits(self.encode(x), y)
@@ -90,7 +94,7 @@ def mean_value_fn(members: list[ValueFn]) -> ValueFn:
     log_q = jax.nn.logsumexp(jax.nn.log_sigmoid(-member_logits), 0) - log_n
     return log_p - log_q
 
-  return ValueFn(logits, encode, members[0].start)
+  return ValueFn(logits, encode, members[0].start, members[0].prior)
 
 
 def project_box(y: Array) -> Array:
@@ -173,6 +177,25 @@ def objective_from_logits(logits: Array, ascend: str) -> Array:
   return jax.nn.sigmoid(logits) if ascend == 'value' else logits
 
 
+def objective_fn(logit_fn: LogitFn, x: Array, spec: AscentSpec
+                 ) -> Callable[[Array], Array]:
+  """y -> (B,) objective of the ascent on inputs x (B, ...): the value
+  (Eq. 8; its logit with spec.ascend='logit'), x encoded once, plus the
+  ValueFn's log-linear prior sum(c(x) * y) where it has one."""
+  encode, logits = stages(logit_fn)
+  features = encode(x)
+  prior_fn = getattr(logit_fn, 'prior', None)
+  coefficients = None if prior_fn is None else prior_fn(x)
+
+  def objective(y: Array) -> Array:
+    value = objective_from_logits(logits(features, y), spec.ascend)
+    if coefficients is None:
+      return value
+    return value + jnp.sum((coefficients * y).reshape(y.shape[0], -1), axis=1)
+
+  return objective
+
+
 def gradient_ascent(
     objective: Callable[[Array], Array],
     y0: Array,
@@ -225,10 +248,7 @@ def infer(logit_fn: LogitFn, x: Array, y0: Array, spec: AscentSpec,
           return_trajectory: bool = False, rng: Array | None = None
           ) -> tuple[Array, Array | None]:
   """Inference for inputs x of the value net's own size, from y0."""
-  encode, logits = stages(logit_fn)
-  features = encode(x)
-  objective = lambda y: objective_from_logits(logits(features, y), spec.ascend)
-  return gradient_ascent(objective, y0, spec,
+  return gradient_ascent(objective_fn(logit_fn, x, spec), y0, spec,
                          return_trajectory=return_trajectory, rng=rng)
 
 
@@ -317,15 +337,13 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   """Joint inference of full-size masks (B, H, W, K) from all crops at once."""
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
-  encode, logits = stages(logit_fn)
   x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
-  features = encode(x_crops)
+  crop_objective = objective_fn(logit_fn, x_crops, spec)
   coverage = crop_coverage(offsets, crop_size, image_size)
 
   def objective(masks):
     y_crops = _flatten_crops(extract_crops(masks, offsets, crop_size))
-    values = objective_from_logits(logits(features, y_crops), spec.ascend)
-    return values.reshape(batch, num_crops).sum(axis=1)
+    return crop_objective(y_crops).reshape(batch, num_crops).sum(axis=1)
 
   shape = (batch, image_size, image_size, num_classes)
   if getattr(logit_fn, 'start', None) is None:

@@ -38,13 +38,16 @@ Array = jax.Array
 
 
 def bind_logit_fn(model: nn.Module, params: Any,
-                  start: Callable[[Array], Array] | None = None
+                  start: Callable[[Array], Array] | None = None,
+                  prior: Callable[[Array], Array] | None = None
                   ) -> inference.ValueFn:
   """The value network with fixed parameters, in inference mode.
 
   Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
   are bound in their two stages, so inference encodes each input once.
-  `start` (x -> y(0), from `fcn_starts.make_start_fn`) starts its ascents.
+  `start` (x -> y(0), from `fcn_starts.make_start_fn`) starts its ascents;
+  `prior` (from `fcn_starts.make_eval_prior_fn`) adds a log-linear prior
+  to their objective.
   """
   variables = {'params': params}
   if isinstance(model, models.TwoStageValueNet):
@@ -52,9 +55,10 @@ def bind_logit_fn(model: nn.Module, params: Any,
         encode=lambda x: model.apply(variables, x, method='encode'),
         logits=lambda f, y: model.apply(variables, f, y,
                                         method='value_logits'),
-        start=start)
+        start=start, prior=prior)
   return inference.ValueFn(
-      lambda x, y: model.apply(variables, x, y, train=False), start=start)
+      lambda x, y: model.apply(variables, x, y, train=False), start=start,
+      prior=prior)
 
 
 def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
@@ -66,12 +70,13 @@ def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
 
 
 def bind_members(model: nn.Module, params: Any, ndim: int,
-                 start: Callable[[Array], Array] | None = None
+                 start: Callable[[Array], Array] | None = None,
+                 prior: Callable[[Array], Array] | None = None
                  ) -> inference.ValueFn:
   """`bind_logit_fn` of one network, or of an ensemble as one value
   function: its members' mean value (`inference.mean_value_fn`). Under
   `stacked.averaged_over_members` it only ever sees one network."""
-  members = [bind_logit_fn(model, member, start)
+  members = [bind_logit_fn(model, member, start, prior)
              for member in stacked.split_members(params, ndim)]
   return members[0] if len(members) == 1 else inference.mean_value_fn(members)
 
@@ -149,11 +154,12 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   if (warning := slow_compile_warning(config)) is not None:
     logging.warning(warning)
   start_fn = fcn_starts.make_eval_start_fn(config)
+  prior_fn = fcn_starts.make_eval_prior_fn(config)
   mean_value = builders.eval_ensemble(config) == 'values'
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
-        bind_members(model, params, ndim, start_fn),
+        bind_members(model, params, ndim, start_fn, prior_fn),
         input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=tasks.num_classes(config),

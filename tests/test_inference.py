@@ -155,6 +155,34 @@ def test_a_flat_value_net_leaves_each_mask_at_its_start(combine):
   np.testing.assert_array_equal(y, 0.0)
 
 
+@pytest.mark.parametrize('combine', ['average', 'joint'])
+def test_a_prior_moves_a_flat_value_nets_masks_by_its_coefficients(combine):
+  """With v flat, each step adds step_size * c(x) (the prior's gradient):
+  after T steps from y = 0 the masks are clip(T * step * c, 0, 1), the
+  crops put together; no prior leaves them at 0."""
+  coefficients = lambda x: 0.01 * (x[..., :1] - 0.5)
+  flat = inference.ValueFn(logits=lambda f, y: jnp.zeros(y.shape[0]),
+                           prior=coefficients)
+  images = jax.random.uniform(jax.random.key(5), (2, 32, 32, 3))
+  spec = inference.AscentSpec(num_steps=3, step_size=50.0)
+  y, _ = inference.infer_full_image(flat, images, crop_size=24, num_crops=9,
+                                    combine=combine, num_classes=1, spec=spec)
+  expected = np.clip(3 * 50.0 * coefficients(images), 0.0, 1.0)
+  assert 0.1 < float((expected > 0).mean()) < 0.9   # both signs present
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+  without, _ = inference.infer_full_image(
+      dataclasses.replace(flat, prior=None), images, crop_size=24,
+      num_crops=9, combine=combine, num_classes=1, spec=spec)
+  np.testing.assert_array_equal(without, 0.0)
+
+
+def test_the_mean_value_fn_keeps_the_members_prior():
+  prior = lambda x: x[..., :1]
+  members = [inference.ValueFn(logits=lambda f, y: jnp.zeros(y.shape[0]),
+                               prior=prior)] * 2
+  assert inference.mean_value_fn(members).prior is prior
+
+
 def test_mask_averaging_ascends_each_crop_from_its_start():
   net = _random_value_net()
   started = inference.ValueFn(logits=net, start=lambda x: 2.0 * x[..., :1])

@@ -511,6 +511,29 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.start_scale = 0.0
   restarted = predictors.make_predict_fn(model, config)(flat, images)
   assert not np.allclose(restarted, started, atol=1e-2)
+  # prior_weight lam: each crop's ascent also climbs lam * log p_FCN(y | x);
+  # the flat net's masks from y = 0 are then clip(T * step * lam * logit p)
+  # over each crop, put together by the crops' mean.
+  config.eval.fcn.start_scale, config.eval.fcn.prior_weight = 0.0, 1e-3
+  builders.check_config(config)
+  pulled = predictors.make_predict_fn(model, config)(flat, images)
+  offsets = inference.crop_offsets(config.image_size, config.crop_size,
+                                   config.eval.num_crops)
+  crops = inference.extract_crops(input_pipeline.images_to_float(images),
+                                  offsets, config.crop_size)
+  p = jax.nn.sigmoid(fcn.apply({'params': fcn_params},
+                               crops.reshape((-1,) + crops.shape[2:])))
+  steps = config.eval.inference.num_steps * config.eval.inference.step_size
+  pulled_crops = jnp.clip(steps * 1e-3 * jnp.clip(
+      jnp.log(p) - jnp.log1p(-p), -8, 8), 0.0, 1.0)
+  np.testing.assert_allclose(pulled, inference.average_crops(
+      pulled_crops.reshape(crops.shape[:-1] + (1,)), offsets,
+      config.image_size), atol=1e-5)
+  assert 0.05 < float((np.asarray(pulled) > 1e-3).mean()) < 0.95
+  config.eval.fcn.prior_weight = -1.0
+  with pytest.raises(ConfigError, match='eval.fcn.prior_weight must be >= 0'):
+    builders.check_config(config)
+  config.eval.fcn.prior_weight = 0.0
   config.eval.fcn.start_scale = -0.5
   with pytest.raises(ConfigError, match='eval.fcn.start_scale must be in'):
     builders.check_config(config)
@@ -521,6 +544,19 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.weight, config.eval.fcn.params = 0.5, ''
   with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
     builders.check_config(config)
+
+
+def test_the_fcn_prior_is_the_gradient_of_its_log_likelihood_clipped():
+  """Binary: d/dy [y log p + (1 - y) log(1 - p)] = logit p; K classes:
+  d/dy_k sum_k y_k log p_k = log p_k; a certain FCN pulls at most 8."""
+  binary = jnp.array([0.5, 0.9, 0.1, 1.0, 0.0]).reshape(1, 5, 1, 1)
+  np.testing.assert_allclose(
+      np.ravel(fcn_starts.log_likelihood_gradient(binary)),
+      [0.0, np.log(9.0), -np.log(9.0), 8.0, -8.0], rtol=1e-5, atol=1e-6)
+  classes = jnp.array([0.7, 0.2, 0.1, 0.0]).reshape(1, 1, 1, 4)
+  np.testing.assert_allclose(
+      np.ravel(fcn_starts.log_likelihood_gradient(classes)),
+      [np.log(0.7), np.log(0.2), np.log(0.1), -8.0], rtol=1e-5)
 
 
 def test_soft_iou_loss_is_one_minus_the_relaxed_iou_and_pulls_towards_truth():
