@@ -113,10 +113,11 @@ def with_fcn(base, fcn_path: str):
   if fcn.params:
     raise errors.ConfigError(f'--fcn_config trains the FCN; drop '
                              f'--config.eval.fcn.params={fcn.params}')
-  if fcn.weight <= 0 and fcn.start_scale <= 0:
+  if (fcn.weight <= 0 and fcn.start_scale <= 0 and
+      fcn.get('prior_weight', 0.0) <= 0):
     raise errors.ConfigError(
-        '--fcn_config needs --config.eval.fcn.start_scale or '
-        '--config.eval.fcn.weight > 0, or the FCN is unused')
+        '--fcn_config needs --config.eval.fcn.start_scale, weight or '
+        'prior_weight > 0, or the FCN is unused')
   config = base.copy_and_resolve_references()
   with config.unlocked():
     config.eval.fcn.params = fcn_path
@@ -217,7 +218,8 @@ def main(argv):
   fcn = (f'; first an FCN ({_FCN_CONFIG.value.num_train_steps} steps, its '
          f'time counted), its mask at test time: start scale '
          f'{_CONFIG.value.eval.fcn.start_scale}, weight '
-         f'{_CONFIG.value.eval.fcn.weight}'
+         f'{_CONFIG.value.eval.fcn.weight}, prior weight '
+         f'{_CONFIG.value.eval.fcn.get("prior_weight", 0.0)}'
          if _FCN_CONFIG.value is not None else '')
   machine.print_and_save(
       table(records), _OUTPUT.value,

@@ -9,8 +9,8 @@
 # and exports both versions (benchmarks/sweep.py --finetune_which=all).
 # Meanwhile the five FCNs of configs/horses_fcn.py:ema train twice, on train
 # and on train+val, in two streams one seed after another. Then the paper's
-# protocol with the released pair's test-time settings (the ascent started
-# at 0.1 x the FCNs' mask, their masks averaged in at weight 0.4): each
+# protocol with the released test-time settings (the ascent started at 0.1
+# x the FCNs' mask, their log-likelihood as a prior at 2.35e-4): each
 # batch size's train-only pair is scored on val with the train-only FCNs,
 # and the train+val pair of the best on val (mean IoU) is scored on test
 # once, with the train+val FCNs. OUT_DIR gets each batch size's two seeds
@@ -71,11 +71,12 @@ pack_logs() {
     --exclude='*.npz' -C $(dirname $root) $(basename $root)
 }
 pack_logs  # again at the end; this one survives a cut in the scoring
-# The test-time settings of released/horses_dvn_long_pair.npz (docs/horses.md).
+# The released test-time settings (docs/horses.md, "The FCNs' log-likelihood
+# inside the test-time ascent"): start 0.1 x the FCNs' mask, prior 2.35e-4.
 score() {  # split params fcns -> "mean global" of the printed line
   python3 -m dvn_jax.main --config=configs/horses.py --mode=evaluate --split=$1 \
     --params=$2 --config.eval.fcn.params=$3 --config.eval.fcn.start_scale=0.1 \
-    --config.eval.fcn.weight=0.4 --config.eval.batch_size=40 ${EVAL_FLAGS:-} 2>&1 |
+    --config.eval.fcn.prior_weight=2.35e-4 --config.eval.batch_size=40 ${EVAL_FLAGS:-} 2>&1 |
     tee $root/score_$1_$(basename $2 .npz).log | sed -n "s/^$1: mean IoU \([0-9.]*\), global IoU \([0-9.]*\)$/\1 \2/p"
 }
 choice=$out/choice.txt

@@ -146,8 +146,8 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
                       fcn_smoke, f'--workdir={tmp_path / "unused"}')
   assert unused.returncode != 0
   assert unused.stderr.strip().splitlines()[-1] == (
-      'error: --fcn_config needs --config.eval.fcn.start_scale or '
-      '--config.eval.fcn.weight > 0, or the FCN is unused')
+      'error: --fcn_config needs --config.eval.fcn.start_scale, weight or '
+      'prior_weight > 0, or the FCN is unused')
   named = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
                      fcn_smoke, *fcn_flags, '--config.eval.fcn.params=x.npz',
                      f'--workdir={tmp_path / "named"}')

@@ -137,6 +137,13 @@ def _red_channel(x):
   return x[..., :1]
 
 
+def _nine_crops(value_fn, images, combine, spec):
+  """Masks of 32 x 32 images from nine 24 x 24 crops."""
+  return inference.infer_full_image(value_fn, images, crop_size=24,
+                                    num_crops=9, combine=combine,
+                                    num_classes=1, spec=spec)[0]
+
+
 @pytest.mark.parametrize('combine', ['average', 'joint'])
 def test_a_flat_value_net_leaves_each_mask_at_its_start(combine):
   """No ascent step moves y when v is flat: the masks are y(0), which is
@@ -145,14 +152,11 @@ def test_a_flat_value_net_leaves_each_mask_at_its_start(combine):
                            start=_red_channel)
   images = jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
   spec = inference.AscentSpec(num_steps=2, step_size=50.0)
-  y, _ = inference.infer_full_image(flat, images, crop_size=24, num_crops=9,
-                                    combine=combine, num_classes=1, spec=spec)
-  np.testing.assert_allclose(y, images[..., :1], atol=1e-6)
+  np.testing.assert_allclose(_nine_crops(flat, images, combine, spec),
+                             images[..., :1], atol=1e-6)
   no_start = dataclasses.replace(flat, start=None)
-  y, _ = inference.infer_full_image(no_start, images, crop_size=24,
-                                    num_crops=9, combine=combine,
-                                    num_classes=1, spec=spec)
-  np.testing.assert_array_equal(y, 0.0)
+  np.testing.assert_array_equal(
+      _nine_crops(no_start, images, combine, spec), 0.0)
 
 
 @pytest.mark.parametrize('combine', ['average', 'joint'])
@@ -165,14 +169,12 @@ def test_a_prior_moves_a_flat_value_nets_masks_by_its_coefficients(combine):
                            prior=coefficients)
   images = jax.random.uniform(jax.random.key(5), (2, 32, 32, 3))
   spec = inference.AscentSpec(num_steps=3, step_size=50.0)
-  y, _ = inference.infer_full_image(flat, images, crop_size=24, num_crops=9,
-                                    combine=combine, num_classes=1, spec=spec)
   expected = np.clip(3 * 50.0 * coefficients(images), 0.0, 1.0)
   assert 0.1 < float((expected > 0).mean()) < 0.9   # both signs present
-  np.testing.assert_allclose(y, expected, atol=1e-5)
-  without, _ = inference.infer_full_image(
-      dataclasses.replace(flat, prior=None), images, crop_size=24,
-      num_crops=9, combine=combine, num_classes=1, spec=spec)
+  np.testing.assert_allclose(_nine_crops(flat, images, combine, spec),
+                             expected, atol=1e-5)
+  without = _nine_crops(dataclasses.replace(flat, prior=None), images,
+                        combine, spec)
   np.testing.assert_array_equal(without, 0.0)
 
 
