@@ -37,6 +37,7 @@ from ml_collections import config_flags
 
 from dvn_jax import cli
 from dvn_jax import errors
+from dvn_jax import fcn_starts
 from dvn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -114,7 +115,7 @@ def with_fcn(base, fcn_path: str):
     raise errors.ConfigError(f'--fcn_config trains the FCN; drop '
                              f'--config.eval.fcn.params={fcn.params}')
   if (fcn.weight <= 0 and fcn.start_scale <= 0 and
-      fcn.get('prior_weight', 0.0) <= 0):
+      fcn_starts.eval_fcn_prior_weight(base) <= 0):
     raise errors.ConfigError(
         '--fcn_config needs --config.eval.fcn.start_scale, weight or '
         'prior_weight > 0, or the FCN is unused')
@@ -219,7 +220,7 @@ def main(argv):
          f'time counted), its mask at test time: start scale '
          f'{_CONFIG.value.eval.fcn.start_scale}, weight '
          f'{_CONFIG.value.eval.fcn.weight}, prior weight '
-         f'{_CONFIG.value.eval.fcn.get("prior_weight", 0.0)}'
+         f'{fcn_starts.eval_fcn_prior_weight(_CONFIG.value)}'
          if _FCN_CONFIG.value is not None else '')
   machine.print_and_save(
       table(records), _OUTPUT.value,

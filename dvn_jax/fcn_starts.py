@@ -143,11 +143,16 @@ def make_start_fn(config: ml_collections.ConfigDict
                       'start.params')
 
 
-def eval_fcn_start_scale(config: ml_collections.ConfigDict) -> float:
-  """config.eval.fcn.start_scale, 0 (off) where the config has none (one
-  saved before the field existed, or a task without eval.fcn)."""
+def _eval_fcn_number(config: ml_collections.ConfigDict, field: str) -> float:
+  """config.eval.fcn.<field>, 0 (off) where the config has none (one saved
+  before the field existed, or a task without eval.fcn)."""
   fcn_cfg = config.get('eval', {}).get('fcn')
-  return float(fcn_cfg.get('start_scale', 0.0)) if fcn_cfg is not None else 0.0
+  return float(fcn_cfg.get(field, 0.0)) if fcn_cfg is not None else 0.0
+
+
+def eval_fcn_start_scale(config: ml_collections.ConfigDict) -> float:
+  """config.eval.fcn.start_scale, 0 (off) where the config has none."""
+  return _eval_fcn_number(config, 'start_scale')
 
 
 def make_eval_start_fn(config: ml_collections.ConfigDict
@@ -163,8 +168,7 @@ def make_eval_start_fn(config: ml_collections.ConfigDict
 
 def eval_fcn_prior_weight(config: ml_collections.ConfigDict) -> float:
   """config.eval.fcn.prior_weight, 0 (off) where the config has none."""
-  fcn_cfg = config.get('eval', {}).get('fcn')
-  return float(fcn_cfg.get('prior_weight', 0.0)) if fcn_cfg is not None else 0.0
+  return _eval_fcn_number(config, 'prior_weight')
 
 
 # |d log-likelihood / dy| at most this: an FCN certain of a pixel (p = 0 or
