@@ -544,6 +544,9 @@ def test_eval_fcn_weight_averages_the_masks_with_the_fcns(tmp_path):
   config.eval.fcn.weight, config.eval.fcn.params = 0.5, ''
   with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
     builders.check_config(config)
+  config.eval.fcn.weight, config.eval.fcn.prior_weight = 0.0, 1e-3
+  with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
+    builders.check_config(config)   # the prior alone needs the FCN too
 
 
 def test_the_fcn_prior_is_the_gradient_of_its_log_likelihood_clipped():
