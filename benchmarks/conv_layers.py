@@ -19,9 +19,11 @@ from absl import app
 from absl import flags
 
 import machine
+from dvn_jax import cli
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['16', '32', '64'],
                                  'Batch sizes.')
+cli.check_whole_numbers(_BATCH_SIZES)
 LAYERS = ((24, 4, 64, 1), (24, 64, 128, 2), (12, 128, 128, 2))  # h, in, out, s
 DIMENSIONS = ('NHWC', 'HWIO', 'NHWC')
 
@@ -53,4 +55,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser())

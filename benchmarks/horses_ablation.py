@@ -27,6 +27,7 @@ from ml_collections import config_flags
 from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import evaluate
+from dvn_jax import files
 from dvn_jax import predictors
 from dvn_jax import train
 from dvn_jax.datasets import horses
@@ -38,7 +39,7 @@ _ROOT = flags.DEFINE_string('root', None, 'Folder for the three workdirs.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
 _NUM_TEST_IMAGES = flags.DEFINE_integer(
     'num_test_images', 0, 'Score only the first N test images (0: all); for '
-    'quick checks of the script, not for results.')
+    'quick checks of the script, not for results.', lower_bound=0)
 flags.mark_flags_as_required(['root'])
 
 # Paper Table 4 (test mean IoU, %).
@@ -132,6 +133,8 @@ def main(argv):
   del argv
   cli.quiet_library_logs()
   with cli.reporting_errors():
+    machine.check_output(_OUTPUT.value)
+    files.check_output_dir(_ROOT.value, '--root')
     table = run(_CONFIG.value, _ROOT.value, _NUM_TEST_IMAGES.value)
   c = _CONFIG.value
   machine.print_and_save(

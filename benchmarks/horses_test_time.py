@@ -84,7 +84,7 @@ _SPLIT = flags.DEFINE_enum('split', 'val', ['val', 'train'],
                            'diagnostic).')
 _NUM_IMAGES = flags.DEFINE_integer(
     'num_images', 0, 'Score only the first N images (0: all); for quick '
-    'checks of the script, not for results.')
+    'checks of the script, not for results.', lower_bound=0)
 _FCN_WEIGHTS = flags.DEFINE_list(
     'fcn_weights', [], 'Weights w of the FCN masks (eval.fcn.params) in '
     '(1 - w) DVN + w FCN, each scored from one inference per variant '
@@ -287,6 +287,7 @@ def main(argv):
   del argv
   cli.quiet_library_logs()
   with cli.reporting_errors():
+    machine.check_output(_OUTPUT.value)
     try:
       thresholds = [float(t) for t in _THRESHOLDS.value]
     except ValueError:

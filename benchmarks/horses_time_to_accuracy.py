@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 
 import machine
 from absl import app
@@ -38,13 +39,15 @@ from ml_collections import config_flags
 from dvn_jax import cli
 from dvn_jax import errors
 from dvn_jax import fcn_starts
+from dvn_jax import files
 from dvn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs',
                            'horses.py'), 'Config to time.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder (resumable).')
-_EVERY = flags.DEFINE_integer('every', 1000, 'Steps between measurements.')
+_EVERY = flags.DEFINE_integer('every', 1000, 'Steps between measurements.',
+                             lower_bound=1)
 _MEMBERS = flags.DEFINE_integer(
     'members', 1, 'Networks trained (seeds config.seed + k) and scored as '
     'one ensemble; the time is their sum.', lower_bound=1)
@@ -169,7 +172,15 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
   """Trains chunk by chunk (after the FCN of `fcn_base`, if given); returns
   one record per measurement."""
   workdirs = member_workdirs(workdir, members)
-  os.makedirs(workdir, exist_ok=True)
+  files.check_output_dir(workdir, '--workdir')
+  with files.created_for_run(workdir) as keep:
+    return _run_in(base, workdir, every, workdirs, fcn_base, keep)
+
+
+def _run_in(base, workdir: str, every: int, workdirs: list[str], fcn_base,
+            keep_workdir: Callable[[], None]) -> list[dict[str, float]]:
+  """`run` in an existing workdir; calls `keep_workdir()` once a record is
+  written."""
   log_path = os.path.join(workdir, 'time_to_accuracy.jsonl')
   records = []
   if os.path.exists(log_path):  # resume the record too
@@ -181,6 +192,7 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
     if not records:
       records.append(train_fcn(fcn_base, base.data.train_split, workdir))
       append_record(log_path, records[-1])
+      keep_workdir()
   elapsed = records[-1]['seconds'] if records else 0.0
   steps = [r['step'] for r in records if isinstance(r['step'], int)]
   done = steps[-1] if steps else 0   # the FCN's record has no value-net step
@@ -191,12 +203,13 @@ def run(base, workdir: str, every: int, members: int = 1, fcn_base=None
       # An ensemble's members are scored together below, not one by one.
       metrics = train.train_and_evaluate(
           chunk_config(base, target, member), member_dir,
-          evaluate_last=members == 1)
+          evaluate_last=len(workdirs) == 1)
       elapsed += (time.perf_counter() - start -
                   metrics.get('eval_seconds', 0.0))
     records.append(scored_record(
         target, elapsed, score(chunk_config(base, target), workdirs, metrics)))
     append_record(log_path, records[-1])
+    keep_workdir()
   return records
 
 
@@ -211,6 +224,7 @@ def main(argv):
   del argv
   cli.quiet_library_logs()
   with cli.reporting_errors():
+    machine.check_output(_OUTPUT.value)
     records = run(_CONFIG.value, _WORKDIR.value, _EVERY.value,
                   _MEMBERS.value, _FCN_CONFIG.value)
   ensemble = (f'; an ensemble of {_MEMBERS.value} networks (seeds from '

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import jax
 
+from dvn_jax import files
+
 
 def describe() -> str:
   cpu = platform.processor() or platform.machine()
@@ -20,11 +22,19 @@ def describe() -> str:
           f'JAX {jax.__version__} on {jax.devices()[0].device_kind}')
 
 
+def check_output(path: str | None) -> None:
+  """ConfigError unless `--output` (if given) can be written: checked at the
+  start, so hours of measurement never end in an unwritable path."""
+  if path is not None:
+    files.check_output_file(path, '--output')
+
+
 def print_and_save(text: str, path: str | None, caption: str) -> None:
-  """Prints a benchmark's markdown; writes it under its caption to path."""
+  """Prints a benchmark's markdown; writes it under its caption to path
+  (whole or not at all)."""
   print(text)
   if path:
-    with open(path, 'w') as f:
+    with files.atomic_write(path, 'w') as f:
       f.write(f'{caption}\n\n{text}')
 
 

@@ -31,6 +31,7 @@ from absl import flags
 import machine
 from configs import horses as horses_config
 from dvn_jax import builders
+from dvn_jax import cli
 from dvn_jax import input_pipeline
 from dvn_jax import predictors
 from dvn_jax import train
@@ -38,7 +39,9 @@ from dvn_jax.datasets import horses
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['16', '32', '64'],
                                  'Train batch sizes to compare.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
+cli.check_whole_numbers(_BATCH_SIZES)
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.',
+                                lower_bound=1)
 
 CROP, STEPS_TRAIN, STEPS_TEST, ETA = 24, 20, 30, 50.0
 
@@ -204,4 +207,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser())

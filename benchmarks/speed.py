@@ -28,6 +28,7 @@ from ml_collections import config_flags
 
 import machine
 from dvn_jax import builders
+from dvn_jax import cli
 from dvn_jax import evaluate
 from dvn_jax import input_pipeline
 from dvn_jax import predictors
@@ -38,7 +39,8 @@ from dvn_jax.datasets import horses
 _CONFIG = config_flags.DEFINE_config_file(
     'config', os.path.join(os.path.dirname(__file__), '..', 'configs',
                            'horses.py'), 'Config file.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.',
+                                lower_bound=1)
 
 
 def time_call(fn, *args) -> tuple[float, float]:
@@ -150,4 +152,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))

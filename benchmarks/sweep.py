@@ -43,6 +43,8 @@ import time
 from absl import app
 from absl import flags
 
+from dvn_jax import cli
+from dvn_jax import files
 from dvn_jax import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -317,16 +319,20 @@ def finetuned_text(done: dict[str, dict[str, int]], seconds: float) -> str:
 def main(argv):
   del argv
   os.environ.setdefault('XLA_PYTHON_CLIENT_PREALLOCATE', 'false')
-  root = os.path.abspath(_ROOT.value)
-  os.makedirs(root, exist_ok=True)
-  sweep = sweeps.load_sweep(_SWEEP.value)
+  with cli.reporting_errors():   # refusals before anything is written
+    files.check_output_dir(_ROOT.value, '--root')
+    if _OUTPUT.value:
+      files.check_output_file(_OUTPUT.value, '--output')
+    sweep = sweeps.load_sweep(_SWEEP.value)
+    common = sweeps.parse_sets(_SET.value)
   unknown = sorted(set(_ONLY.value) - set(sweep))
   if unknown:
-    raise SystemExit(f'error: --only names unknown variants {unknown}; the '
-                     f'sweep has {sorted(sweep)}')
+    cli.fail(f'--only names unknown variants {unknown}; the sweep has '
+             f'{sorted(sweep)}')
   if _ONLY.value:
     sweep = {k: v for k, v in sweep.items() if k in _ONLY.value}
-  common = sweeps.parse_sets(_SET.value)
+  root = os.path.abspath(_ROOT.value)
+  os.makedirs(root, exist_ok=True)
   phase1 = {'data.train_split': 'train', 'data.eval_split': 'val',
             'eval_every_steps': _EVAL_EVERY.value,
             'checkpoint_every_steps': _EVAL_EVERY.value,
@@ -361,9 +367,9 @@ def main(argv):
     text += chosen_text(best, best_eval, final, _METRIC.value)
   print(text)
   if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
+    with files.atomic_write(_OUTPUT.value, 'w') as f:
       f.write(text)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser())

@@ -30,6 +30,7 @@ from ml_collections import config_flags
 
 import machine
 from dvn_jax import builders
+from dvn_jax import cli
 from dvn_jax import input_pipeline
 from dvn_jax import parallel
 from dvn_jax import predictors
@@ -42,12 +43,15 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', [], 'Train batch sizes '
                                  '(default: the config\'s).')
 _UNROLLS = flags.DEFINE_list('unrolls', ['full', '1'],
                              "lax.scan unroll factors: 'full' or integers.")
+cli.check_whole_numbers(_BATCH_SIZES)
+cli.check_whole_numbers(_UNROLLS, words=('full',))
 _PRECISION = flags.DEFINE_enum('precision', 'float32',
                                ['float32', 'tensorfloat32', 'bfloat16'],
                                'Matmul/conv precision.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement.',
+                                lower_bound=1)
 _PEAK_N = flags.DEFINE_integer('peak_n', 0, 'Matmul size for the peak (0: '
-                               '2048 on CPU, 8192 on GPU/TPU).')
+                               '2048 on CPU, 8192 on GPU/TPU).', lower_bound=0)
 
 
 def matmul_peak(n: int, repeats: int) -> float:
@@ -166,4 +170,4 @@ def main(_):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))

@@ -199,6 +199,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
        f'{config.optimizer.learning_rate}'),
       (config.eval.batch_size >= 1,
        f'eval.batch_size must be >= 1, got {config.eval.batch_size}'),
+      (config.seed >= 0, f'seed must be >= 0, got {config.seed}'),
+      (0 <= config.eval.get('threshold', 0.5) <= 1,
+       f'eval.threshold must be in [0, 1], got '
+       f'{config.eval.get("threshold")}'),
   ]
   init_layers = config.get('init_layers', 'tower')
   checks.append((init_layers in INIT_PREFIXES,

@@ -22,6 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from dvn_jax import files
 from dvn_jax.errors import CheckpointError
 
 
@@ -56,16 +57,40 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
 
 
-def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return f'{type(error).__name__}: {text.splitlines()[0][:200] if text else ""}'
+# What a failed restore's error says, as words for a one-line warning.
+_DAMAGE_KINDS = (
+    (('byte range', 'OUT_OF_RANGE', 'truncated', 'unexpected end'),
+     'a data file is truncated'),
+    (('NOT_FOUND', 'No such file', 'does not exist'), 'a file is missing'),
+    (('DATA_LOSS', 'checksum', 'corrupt', 'Corrupt'),
+     'a data file is corrupt'),
+    (('JSON', 'json', 'Expecting value'), 'its metadata cannot be parsed'),
+)
+
+
+def damage_reason(error: BaseException) -> str:
+  """A few words on why a checkpoint could not be read, for a one-line
+  message (the full error goes to the debug log): the kind of damage when
+  the error names one, else the error's type and its first words."""
+  text = f'{type(error).__name__}: {error}'
+  for needles, reason in _DAMAGE_KINDS:
+    if any(needle in text for needle in needles):
+      return reason
+  words = ' '.join(str(error).split()[:8])
+  return f'{type(error).__name__}: {words[:60]}'.rstrip(': ')
 
 
 def set_aside(manager: ocp.CheckpointManager, step: int) -> str:
-  """Renames a damaged step folder to `damaged_<step>` (kept, not deleted)
-  so that training can write that step again; returns the new path."""
-  source = os.path.join(os.fspath(manager.directory), str(step))
-  target = os.path.join(os.fspath(manager.directory), f'damaged_{step}')
+  """Renames a damaged step folder to `damaged_<step>` (kept, not deleted;
+  `damaged_<step>_2`, `_3`, ... when an earlier one holds that name) so
+  that training can write that step again; returns the new path."""
+  directory = os.fspath(manager.directory)
+  source = os.path.join(directory, str(step))
+  target = os.path.join(directory, f'damaged_{step}')
+  copy = 1
+  while os.path.lexists(target):
+    copy += 1
+    target = os.path.join(directory, f'damaged_{step}_{copy}')
   if jax.process_index() == 0 and os.path.isdir(source):
     os.replace(source, target)
   manager.reload()
@@ -238,14 +263,19 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
         _drop_orbax_reader_noise()
         failures.append((step, e))
         continue
+    for bad, error in failures:
+      logging.debug('Checkpoint %d in %s cannot be read:\n%s', bad,
+                    manager.directory, ''.join(traceback.format_exception(
+                        error)))
     if failures and set_aside_damaged:
       for bad, error in failures:
-        logging.warning('Checkpoint %d in %s cannot be read (%s); moved to '
-                        '%s. Resuming from step %d.', bad, manager.directory,
-                        _first_line(error), set_aside(manager, bad), step)
+        logging.warning('Checkpoint %d is damaged (%s); moved to %s; '
+                        'resuming from step %d', bad, damage_reason(error),
+                        set_aside(manager, bad), step)
     elif failures:
-      logging.warning('Checkpoint(s) %s in %s cannot be read; using step %d',
-                      [bad for bad, _ in failures], manager.directory, step)
+      logging.warning('Checkpoint(s) %s in %s cannot be read (%s); using '
+                      'step %d', [bad for bad, _ in failures],
+                      manager.directory, damage_reason(failures[0][1]), step)
     return state
   if not failures:
     return None
@@ -257,7 +287,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any,
   error = failures[0][1]
   raise CheckpointError(
       f'no checkpoint in {manager.directory} can be read (steps {steps}; '
-      f'newest: {_first_line(error)}); they are damaged: move the folder '
+      f'newest: {damage_reason(error)}); they are damaged: move the folder '
       'away to start again, or restore it from a copy') from error
 
 
@@ -314,8 +344,10 @@ def _dequantized(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _write_npz(arrays: dict[str, np.ndarray], path: str) -> None:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'wb') as f:
+  """Writes a compressed .npz at `path` as it is named (no '.npz' added),
+  whole or not at all (`files.atomic_write`)."""
+  files.check_output_file(path, 'the parameter file')
+  with files.atomic_write(path) as f:
     np.savez_compressed(f, **arrays)
 
 

@@ -56,18 +56,18 @@ def _silence_stderr() -> None:
     pass
 
 
-def make_flags_parser(config_flag: flags.FlagHolder,
-                      *optional_config_flags: flags.FlagHolder
+def make_flags_parser(*config_flags: flags.FlagHolder
                       ) -> Callable[[list[str]], list[str]]:
   """An absl `flags_parser` that reports bad flags and configs in one line
-  (of `config_flag` and of any `optional_config_flags` that were given)."""
+  (of each of `config_flags` that was given; none for a program without a
+  config)."""
 
   def parse(argv: list[str]) -> list[str]:
-    loading = config_flag.name   # the config flag being loaded, for errors
+    loading = config_flags[0].name if config_flags else 'config'
     try:
       remaining = flags.FLAGS(argv)
       # The configs load lazily: fail here if one is bad.
-      for holder in (config_flag, *optional_config_flags):
+      for holder in config_flags:
         loading = holder.name
         if holder.value is not None:
           holder.value.to_dict()
@@ -101,6 +101,21 @@ def make_flags_parser(config_flag: flags.FlagHolder,
       fail(f'bad --config: {e}')
 
   return parse
+
+
+def check_whole_numbers(holder: flags.FlagHolder, minimum: int = 1,
+                        words: tuple[str, ...] = ()) -> None:
+  """Makes parsing refuse, in one line, a list flag with an entry that is
+  neither a whole number >= `minimum` nor one of `words`."""
+
+  def valid(values: list[str]) -> bool:
+    return all(v in words or (v.lstrip('-').isdigit() and int(v) >= minimum)
+               for v in values)
+
+  also = ''.join(f" or '{w}'" for w in words)
+  flags.register_validator(
+      holder.name, valid,
+      message=f'--{holder.name} takes whole numbers >= {minimum}{also}')
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from absl import flags
 
 from dvn_jax import checkpoints
 from dvn_jax import cli
+from dvn_jax import files
 
 _OUTPUT = flags.DEFINE_string('output', None, 'The ensemble file to write.')
 _DTYPE = flags.DEFINE_enum(
@@ -80,11 +81,17 @@ def parse_sections(args: list[str]) -> dict[str, str] | None:
   sections = dict(arg.split('=', 1) for arg in args)
   if len(sections) != len(args):
     cli.fail(f'a model is named twice in {args}')
+  empty = [name for name, files in sections.items() if not files]
+  if empty:
+    cli.fail(f'model {empty[0]!r} names no files; write it as '
+             f'{empty[0]}=a.npz[,b.npz]')
   return sections
 
 
 def main(argv):
   paths, member = argv[1:], _MEMBER.value
+  with cli.reporting_errors():
+    files.check_output_file(_OUTPUT.value, '--output')
   sections = parse_sections(paths)
   if sections is not None:
     if member is not None or _AVERAGE.value:
@@ -115,4 +122,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser())

@@ -29,7 +29,9 @@ from PIL import ImageDraw
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import files
 from dvn_jax import predictors
+from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.datasets import horses
 from dvn_jax.errors import ConfigError
@@ -136,9 +138,18 @@ def main(argv):
   del argv
   cli.quiet_library_logs()
   with cli.reporting_errors():
+    files.check_output_dir(_OUTPUT_DIR.value, '--output_dir')
     config = _CONFIG.value
+    if (tasks.task_name(config) != 'segmentation' or
+        tasks.num_classes(config) != 1):
+      raise ConfigError('dvn_jax.figures draws the horse figures: pass a '
+                        'binary segmentation config (configs/horses.py)')
+    builders.check_config(config)
     data = horses.load_weizmann_horses(config.data.path or None)
     test = data['test']
+    if not 1 <= _NUM_IMAGES.value <= len(test.images):
+      raise ConfigError(f'--num_images must be 1..{len(test.images)} (the '
+                        f'test images), got {_NUM_IMAGES.value}')
     subset = horses.SegmentationSplit(
         test.images[:_NUM_IMAGES.value], test.masks[:_NUM_IMAGES.value],
         test.names[:_NUM_IMAGES.value])
@@ -150,8 +161,6 @@ def main(argv):
         raise ConfigError('--fcn_workdir/--fcn_params need --fcn_config')
       fcn = (fcn_config, *load_model(fcn_config, _FCN_WORKDIR.value,
                                      _FCN_PARAMS.value))
-    out = pathlib.Path(_OUTPUT_DIR.value)
-    out.mkdir(parents=True, exist_ok=True)
     figures = {
         'inference_trajectory.png': trajectory_figure(config, params, model,
                                                       subset),
@@ -160,10 +169,15 @@ def main(argv):
         'shape_prior.png': shape_prior_figure(
             config, params, model, data[config.data.train_split]),
     }
-    for name, image in figures.items():
-      image.save(out / name)
+    out = pathlib.Path(_OUTPUT_DIR.value)
+    with files.created_for_run(out) as keep:
+      for name, image in figures.items():
+        with files.atomic_write(out / name) as f:
+          image.save(f, format='PNG')
+      keep()
+    for name in figures:
       print(out / name)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG))
+  app.run(main, flags_parser=cli.make_flags_parser(_CONFIG, _FCN_CONFIG))

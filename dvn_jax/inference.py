@@ -262,8 +262,8 @@ def crop_offsets(image_size: int, crop_size: int, num_crops: int) -> np.ndarray:
   grid covers every pixel; interior offsets are evenly spaced and rounded.
   One crop is the centre crop. 36 crops of 24 in 32: offsets 0,2,3,5,6,8.
   """
-  n = math.isqrt(num_crops)
-  if n * n != num_crops:
+  n = math.isqrt(max(num_crops, 0))
+  if num_crops < 1 or n * n != num_crops:
     raise ConfigError(f'num_crops must be a square (1, 4, 9, 25, 36, ...), '
                       f'got {num_crops}')
   if crop_size > image_size:

@@ -53,7 +53,8 @@ flags.mark_flags_as_required(['config'])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    cli.fail(f'unexpected arguments: {" ".join(argv[1:])} (every option is '
+             'a --flag)')
   cli.quiet_library_logs()
   if _COORDINATOR.value and (_NUM_PROCESSES.value is None or
                              _PROCESS_ID.value is None):
@@ -62,8 +63,8 @@ def main(argv):
                                   _PROCESS_ID.value)
   logging.info('JAX %s, process %d/%d, devices: %s', jax.__version__,
                jax.process_index(), jax.process_count(), jax.devices())
-  if _WORKDIR.value is None and not (_MODE.value == 'evaluate'
-                                     and _PARAMS.value):
+  if not _WORKDIR.value and not (_MODE.value == 'evaluate'
+                                 and _PARAMS.value):
     cli.fail(f'--mode={_MODE.value} needs --workdir')
   if _MODE.value == 'export' and not _PARAMS.value:
     cli.fail('--mode=export needs --params=<file.npz> to write')

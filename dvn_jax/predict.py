@@ -4,10 +4,14 @@
       --output_dir=/tmp/masks horse1.jpg horse2.png
   (or --params=<released .npz> instead of --workdir)
 
-Each image (any size, any mode PIL reads: JPEG, PNG, ...) is resized to the
-model's 32x32, segmented with the config's test-time inference (crops,
+Each image (any size, any mode PIL reads: JPEG, PNG, TIFF, ...) is
+converted to 8-bit RGB as `dvn_jax.datasets.images` says (16-bit and float
+images scaled by their pixels' range, transparent pixels composited on
+--background, white by default), resized to the model's 32x32, segmented with the config's test-time inference (crops,
 joint inference or mask averaging), and the soft mask is resized back to the
 image's size and thresholded: `<output_dir>/<name>_mask.png`, 0 or 255.
+Every image is read and the output folder checked before the model loads;
+a refused run writes nothing, and each mask is written whole or not at all.
 Models with K = 3 classes (configs/lfw.py) write each pixel's argmax class as
 an RGB PNG in the colours of the LFW Part Labels label images: red = hair,
 green = face, blue = background.
@@ -23,13 +27,17 @@ import numpy as np
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+from absl import logging
 from PIL import Image
-from PIL import UnidentifiedImageError
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import files
 from dvn_jax import predictors
+from dvn_jax import tasks
 from dvn_jax import train
+from dvn_jax.datasets import images
+from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,22 +48,21 @@ _PARAMS = flags.DEFINE_string('params', None,
                               'Or a parameter file (.npz) to use instead '
                               '(several, a.npz,b.npz: one ensemble).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', '.', 'Where masks are written.')
+_BACKGROUND = flags.DEFINE_string(
+    'background', 'white', 'Colour that transparent pixels are composited '
+    "on (a name or #rrggbb, as PIL's ImageColor reads it).")
 flags.mark_flags_as_required(['config'])
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-  """RGB uint8 (H, W, 3) of an image file; DataError if it is not one."""
-  path = pathlib.Path(path)
-  if path.is_dir():
-    raise DataError(f'{path} is a folder; name the image files in it')
-  if not path.is_file():
-    raise DataError(f'image not found: {path}')
-  try:
-    with Image.open(path) as image:
-      return np.asarray(image.convert('RGB'))
-  except (UnidentifiedImageError, OSError, ValueError) as e:
-    raise DataError(f'{path} is not an image PIL can read '
-                    f'({type(e).__name__}); pass a JPEG or PNG file') from None
+def read_image(path: str | os.PathLike,
+               background: images.RGB = images.WHITE) -> np.ndarray:
+  """RGB uint8 (H, W, 3) of an image file (`images.read_rgb`), what the
+  conversion did beyond decoding logged as a warning; DataError if it is
+  not an image."""
+  rgb, notes = images.read_rgb(path, background)
+  for note in notes:
+    logging.warning('%s: %s', path, note)
+  return rgb
 
 
 def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -87,7 +94,7 @@ def segment(predict_fn, params, image: np.ndarray, image_size: int,
 
 def mask_paths(paths: Sequence[str], output_dir: str) -> list[pathlib.Path]:
   """Where each image's mask goes (`<stem>_mask.png`); DataError if two
-  images would write the same file."""
+  images would write the same file or a folder is in the way."""
   targets = [pathlib.Path(output_dir) / f'{pathlib.Path(p).stem}_mask.png'
              for p in paths]
   seen = {}
@@ -95,34 +102,53 @@ def mask_paths(paths: Sequence[str], output_dir: str) -> list[pathlib.Path]:
     if target in seen:
       raise DataError(f'{seen[target]} and {path} would both write {target}; '
                       'segment them in separate runs or rename one')
+    if target.is_dir():
+      raise DataError(f'{target} is a folder, where the mask of {path} goes; '
+                      'move it or pass another --output_dir')
     seen[target] = path
   return targets
 
 
+def write_png(image: np.ndarray, path: str | os.PathLike) -> None:
+  """Writes a uint8 array as a PNG file, whole or not at all."""
+  with files.atomic_write(path) as f:
+    Image.fromarray(image).save(f, format='PNG')
+
+
 def predict_files(config, workdir: str | None, paths: Sequence[str],
-                  output_dir: str, params_path: str | None = None
+                  output_dir: str, params_path: str | None = None,
+                  background: images.RGB = images.WHITE
                   ) -> list[pathlib.Path]:
-  """Segments each file; returns the mask paths written."""
-  targets = mask_paths(paths, output_dir)  # fail before the slow part
-  images = [read_image(p) for p in paths]
+  """Segments each file; returns the mask paths written. Everything that
+  can be refused is refused before the model loads; if the run fails after
+  that, an output folder it created goes again."""
+  if tasks.task_name(config) != 'segmentation':
+    raise ConfigError(f'dvn_jax.predict segments images; this is a '
+                      f'{tasks.task_name(config)} config (score it with '
+                      'python -m dvn_jax.main --mode=evaluate)')
+  builders.check_config(config)
+  files.check_output_dir(output_dir, '--output_dir')
+  targets = mask_paths(paths, output_dir)
+  rgbs = [read_image(p, background) for p in paths]
   model = builders.create_model(config)
   params = train.load_trained_params(model, config, workdir, params_path)
   predict_fn = predictors.make_predict_fn(model, config)
-  pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
-  for image, target in zip(images, targets):
-    mask = segment(predict_fn, params, image, config.image_size,
-                   config.eval.threshold)
-    Image.fromarray(mask).save(target)
+  with files.created_for_run(output_dir) as keep:
+    for rgb, target in zip(rgbs, targets):
+      write_png(segment(predict_fn, params, rgb, config.image_size,
+                        config.eval.threshold), target)
+    keep()
   return targets
 
 
 def main(argv):
   if len(argv) < 2:
-    raise app.UsageError('name at least one image file to segment')
+    cli.fail('name at least one image file to segment')
   cli.quiet_library_logs()
   with cli.reporting_errors():
+    background = images.parse_color(_BACKGROUND.value)
     for target in predict_files(_CONFIG.value, _WORKDIR.value, argv[1:],
-                                _OUTPUT_DIR.value, _PARAMS.value):
+                                _OUTPUT_DIR.value, _PARAMS.value, background):
       print(target)
 
 

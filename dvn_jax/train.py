@@ -39,6 +39,7 @@ from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import evaluate
 from dvn_jax import fcn_starts
+from dvn_jax import files
 from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
@@ -429,20 +430,8 @@ def get_split(data: dict[str, Any], name: str, field: str) -> Any:
   return data[name]
 
 
-def prepare_workdir(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, f'.write_test.{jax.process_index()}')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
-  except OSError as e:
-    raise ConfigError(f'cannot write to --workdir {workdir!r} ({e.strerror}); '
-                      'pass a folder you can write to') from e
-
-
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+  with files.atomic_write(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
@@ -479,9 +468,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Returns the last evaluation metrics: those of the last step unless
   `evaluate_last` is False (then only every eval_every_steps is scored).
+  A run refused or stopped before its first step leaves no new workdir.
   """
   builders.check_config(config)
-  prepare_workdir(workdir)
+  files.check_output_dir(workdir, '--workdir')
+  with files.created_for_run(workdir) as keep_workdir:
+    return _train_in_workdir(config, workdir, evaluate_last, keep_workdir)
+
+
+def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
+                      evaluate_last: bool, keep_workdir: Callable[[], None]
+                      ) -> dict[str, float]:
+  """`train_and_evaluate` in an existing workdir; calls `keep_workdir()`
+  once the first step has run."""
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   if config.data.get('num_folds', 0):
@@ -558,6 +557,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             config.seed, step - 1, len(inputs), config.batch_size),
                                parallel.batch_sharded(mesh))
         state, metrics = train_step(state, inputs, targets, indices)
+        keep_workdir()
         is_last = step == config.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
         eval_now = step in scored
@@ -659,12 +659,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str | None,
   Writes `<workdir>/eval_<split>.json` when a workdir is given.
   """
   builders.check_config(config)
+  if workdir:
+    files.check_output_dir(workdir, '--workdir')
   model = builders.create_model(config)
   metrics = evaluate_params(
       config, model, load_trained_params(model, config, workdir, params_path),
       [split])[split]
   if workdir and jax.process_index() == 0:
-    with open(os.path.join(workdir, f'eval_{split}.json'), 'w') as f:
+    with files.atomic_write(os.path.join(workdir, f'eval_{split}.json'),
+                            'w') as f:
       json.dump(metrics, f, indent=2)
   return metrics
 
@@ -686,6 +689,7 @@ def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
                   dtype: str = 'float32') -> None:
   """Writes the parameters of `workdir`'s latest checkpoint to one file
   (their moving average if the run kept one)."""
+  files.check_output_file(path, '--params')
   model = builders.create_model(config)
   checkpoints.save_params(eval_params(restore_state(model, config, workdir)),
                           path, dtype)

@@ -28,6 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from dvn_jax import cli  # noqa: E402  pylint: disable=g-import-not-at-top
+from dvn_jax import files  # noqa: E402  pylint: disable=g-import-not-at-top
 from dvn_jax import sweeps  # noqa: E402  pylint: disable=g-import-not-at-top
 
 _CONFIG = flags.DEFINE_string('config', 'configs/horses.py',
@@ -42,7 +43,7 @@ _SLURM_ARRAY = flags.DEFINE_string(
     'printing the commands.')
 _SUBMIT = flags.DEFINE_bool('submit', False, 'sbatch the --slurm_array script.')
 _GPUS = flags.DEFINE_integer('gpus_per_variant', 1,
-                             'GPUs (processes) per array task.')
+                             'GPUs (processes) per array task.', lower_bound=1)
 _TIME = flags.DEFINE_string('time', '04:00:00', 'SLURM time limit per task.')
 flags.mark_flags_as_required(['workdir_root'])
 
@@ -81,9 +82,23 @@ def slurm_array_script(commands: dict[str, list[str]], gpus: int,
   return '\n'.join(lines) + '\n'
 
 
+def submit(script: str) -> None:
+  """sbatch `script`; one error line if sbatch is missing or refuses it."""
+  try:
+    subprocess.run(['sbatch', script], check=True)
+  except FileNotFoundError:
+    cli.fail(f'sbatch not found: this machine has no SLURM; submit {script} '
+             'from a login node')
+  except subprocess.CalledProcessError as e:
+    cli.fail(f'sbatch refused {script} (exit status {e.returncode}; its '
+             'message is above)')
+
+
 def main(argv):
   del argv
   with cli.reporting_errors():
+    if _SLURM_ARRAY.value:
+      files.check_output_file(_SLURM_ARRAY.value, '--slurm_array')
     config = sweeps.load_config(_CONFIG.value)
     sweep = sweeps.load_sweep(_SWEEP.value)
     common = sweeps.parse_sets(_SET.value)
@@ -96,14 +111,14 @@ def main(argv):
       for argv in commands.values():
         print(shlex.join(argv))
       return
-    with open(_SLURM_ARRAY.value, 'w') as f:
+    with files.atomic_write(_SLURM_ARRAY.value, 'w') as f:
       f.write(slurm_array_script(commands, _GPUS.value, _TIME.value))
     print(f'wrote {_SLURM_ARRAY.value} ({len(commands)} array tasks)')
     if _SUBMIT.value:
-      subprocess.run(['sbatch', _SLURM_ARRAY.value], check=True)
+      submit(_SLURM_ARRAY.value)
     else:
       print(f'submit with: sbatch {_SLURM_ARRAY.value}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.make_flags_parser())

@@ -121,7 +121,7 @@ def test_train_resume_and_evaluate(tmp_path):
   line = _one_line_error(run_main(SMOKE, f'--workdir={workdir}',
                                   str(tmp_path / 'notes.jpg'),
                                   module='dvn_jax.predict'))
-  assert 'notes.jpg is not an image' in line
+  assert 'notes.jpg is not a readable image' in line
   line = _one_line_error(run_main(SMOKE, f'--workdir={workdir}',
                                   str(tmp_path / 'absent.png'),
                                   module='dvn_jax.predict'))
@@ -183,11 +183,75 @@ def test_misspelt_config_key_names_the_close_field(tmp_path):
   assert 'Did you mean "learning_rate"' in line and '\\' not in line
 
 
-def test_missing_data_file_is_one_clear_line(tmp_path):
-  missing = tmp_path / 'nope.npz'
-  line = _one_line_error(run_main(SMOKE, f'--workdir={tmp_path / "w"}',
-                                  f'--config.data.path={missing}'))
-  assert str(missing) in line and 'not found' in line
+def test_missing_data_is_one_clear_line_and_leaves_no_workdir(tmp_path):
+  for missing in (tmp_path / 'nope.npz', tmp_path / 'no_folder'):
+    result = run_main(SMOKE, f'--workdir={tmp_path / "w" / "run"}',
+                      f'--config.data.path={missing}')
+    line = _one_line_error(result)
+    assert result.returncode == 1
+    assert str(missing) in line and 'not found' in line
+    assert list(tmp_path.iterdir()) == []     # no empty workdir left
+
+
+# Each command's output path, named where it cannot be written: refused in
+# one line before the slow part, with nothing created or changed.
+BLOCKER = 'a_file'
+UNWRITABLE_OUTPUTS = {
+    'train --workdir is a file': (
+        'dvn_jax.main', [SMOKE, '--workdir={tmp}/a_file'],
+        "cannot write to --workdir '{tmp}/a_file': it is a file"),
+    'train --workdir is empty': (
+        'dvn_jax.main', [SMOKE, '--workdir='], '--mode=train needs --workdir'),
+    'export --params is a folder': (
+        'dvn_jax.main', [SMOKE, '--workdir={tmp}/run', '--mode=export',
+                         '--params={tmp}'], "--params '{tmp}' names a folder"),
+    'export --params under a file': (
+        'dvn_jax.main', [SMOKE, '--workdir={tmp}/run', '--mode=export',
+                         '--params={tmp}/a_file/x.npz'],
+        "cannot write to --params '{tmp}/a_file/x.npz': {tmp}/a_file is a "
+        'file'),
+    'predict --output_dir is a file': (
+        'dvn_jax.predict', ['--config=configs/horses.py',
+                            '--params=released/horses_dvn.npz',
+                            '--output_dir={tmp}/a_file', '{tmp}/image.png'],
+        "cannot write to --output_dir '{tmp}/a_file': it is a file"),
+    'ensemble --output is a folder': (
+        'dvn_jax.ensemble', ['--output={tmp}', 'released/horses_dvn.npz',
+                             'released/horses_dvn.npz'],
+        "--output '{tmp}' names a folder"),
+    'figures --output_dir under a file': (
+        'dvn_jax.figures', [SMOKE, '--params=released/horses_dvn.npz',
+                            '--output_dir={tmp}/a_file/figures'],
+        "cannot write to --output_dir '{tmp}/a_file/figures'"),
+    'sweep --root is a file': (
+        'benchmarks/sweep.py', ['--root={tmp}/a_file'],
+        "cannot write to --root '{tmp}/a_file': it is a file"),
+    'test-time benchmark --output is a folder': (
+        'benchmarks/horses_test_time.py', [
+            '--params=released/horses_dvn.npz', '--output={tmp}'],
+        "--output '{tmp}' names a folder"),
+    'SLURM --slurm_array is a folder': (
+        'launch/sweep.py', ['--workdir_root={tmp}/runs',
+                            '--slurm_array={tmp}'],
+        "--slurm_array '{tmp}' names a folder"),
+}
+
+
+@pytest.mark.parametrize('case', list(UNWRITABLE_OUTPUTS))
+def test_an_unwritable_output_is_refused_before_any_work(tmp_path, case):
+  command, args, expected = UNWRITABLE_OUTPUTS[case]
+  (tmp_path / BLOCKER).write_text('kept')
+  Image.new('RGB', (8, 8)).save(tmp_path / 'image.png')
+  before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+  args = [a.replace('{tmp}', str(tmp_path)) for a in args]
+  if command.endswith('.py'):
+    result = run_python(command, *args, timeout=120)
+  else:
+    result = run_main(*args, module=command, timeout=120)
+  line = _one_line_error(result)
+  assert line == result.stderr.strip().splitlines()[-1]
+  assert expected.replace('{tmp}', str(tmp_path)) in line
+  assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 @pytest.mark.parametrize('args,needle', [

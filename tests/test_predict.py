@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from dvn_jax import predict
+from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DataError
 
 
@@ -56,3 +57,87 @@ def test_the_released_best_model_segments_an_image(tmp_path):
   mask = np.asarray(Image.open(written))
   assert written.name == 'horse_mask.png'
   assert mask.shape == (45, 70) and set(np.unique(mask)) <= {0, 255}
+
+
+class CapturingPredictor:
+  """A stand-in model: records what reaches it, answers a soft mask of
+  0.75 (binary) per pixel."""
+
+  def __init__(self, monkeypatch):
+    self.inputs = []
+    monkeypatch.setattr(predict.builders, 'create_model', lambda config: None)
+    monkeypatch.setattr(predict.train, 'load_trained_params',
+                        lambda *args: {})
+    monkeypatch.setattr(predict.predictors, 'make_predict_fn',
+                        lambda model, config: self)
+
+  def __call__(self, params, images):
+    self.inputs.append(np.asarray(images))
+    return np.full(images.shape[:3] + (1,), 0.75, np.float32)
+
+
+def test_the_network_sees_a_16_bit_image_scaled_by_its_range(tmp_path,
+                                                             monkeypatch):
+  from configs import horses
+  network = CapturingPredictor(monkeypatch)
+  values = np.linspace(0, 4095, 40 * 50).reshape(40, 50).astype(np.uint16)
+  Image.fromarray(values).save(tmp_path / 'deep.png')
+  [written] = predict.predict_files(horses.get_config(), None,
+                                    [str(tmp_path / 'deep.png')],
+                                    str(tmp_path / 'masks'), 'unused.npz')
+  grey = np.rint(values / 4095 * 255).astype(np.uint8)
+  expected = predict.resize(np.repeat(grey[..., None], 3, -1), (32, 32))
+  np.testing.assert_array_equal(network.inputs[0][0], expected)
+  assert 100 < expected.mean() < 155   # mid grey, not all white
+  assert np.asarray(Image.open(written)).min() == 255
+
+
+def test_a_refused_run_writes_nothing(tmp_path, monkeypatch):
+  from configs import horses
+  network = CapturingPredictor(monkeypatch)
+  Image.new('RGB', (9, 9)).save(tmp_path / 'good.png')
+  (tmp_path / 'bad.png').write_text('not an image')
+  before = sorted(tmp_path.iterdir())
+  with pytest.raises(DataError, match='bad.png is not a readable image'):
+    predict.predict_files(horses.get_config(), None,
+                          [str(tmp_path / 'good.png'), str(tmp_path / 'bad.png')],
+                          str(tmp_path / 'masks'), 'unused.npz')
+  (tmp_path / 'masks' / 'good_mask.png').mkdir(parents=True)
+  with pytest.raises(DataError, match='good_mask.png is a folder'):
+    predict.predict_files(horses.get_config(), None,
+                          [str(tmp_path / 'good.png')],
+                          str(tmp_path / 'masks'), 'unused.npz')
+  assert network.inputs == []    # refused before the network ran
+  assert sorted(tmp_path.iterdir()) == before + [tmp_path / 'masks']
+
+
+def test_a_run_that_fails_midway_removes_the_folder_it_made(tmp_path,
+                                                            monkeypatch):
+  from configs import horses
+  network = CapturingPredictor(monkeypatch)
+  Image.new('RGB', (9, 9)).save(tmp_path / 'a.png')
+  Image.new('RGB', (9, 9)).save(tmp_path / 'b.png')
+  calls = []
+
+  def fails_second(params, images):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return network(params, images)
+
+  monkeypatch.setattr(predict.predictors, 'make_predict_fn',
+                      lambda model, config: fails_second)
+  with pytest.raises(KeyboardInterrupt):
+    predict.predict_files(horses.get_config(), None,
+                          [str(tmp_path / 'a.png'), str(tmp_path / 'b.png')],
+                          str(tmp_path / 'out' / 'masks'), 'unused.npz')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_predict_refuses_a_config_that_is_not_segmentation(tmp_path):
+  from configs import bibtex
+  Image.new('RGB', (9, 9)).save(tmp_path / 'a.png')
+  with pytest.raises(ConfigError, match='this is a multilabel config'):
+    predict.predict_files(bibtex.get_config(), None, [str(tmp_path / 'a.png')],
+                          str(tmp_path / 'masks'), 'unused.npz')
+  assert not (tmp_path / 'masks').exists()

@@ -18,6 +18,7 @@ from dvn_jax import builders
 from dvn_jax import checkpoints
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
+from dvn_jax.errors import ConfigError
 from subprocess_runs import REPO, main_command, run_main
 
 SMOKE = '--config=configs/horses.py:smoke'
@@ -187,14 +188,23 @@ def test_init_layers_all_continues_an_exported_value_net(tmp_path):
 
 
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(tmp_path):
+  """Also when an earlier fallback already set a step 6 aside: the second
+  copy gets a name of its own, and the warning is one short line."""
   args = (SMOKE, f'--workdir={tmp_path}', '--config.checkpoint_every_steps=3')
   assert run_main(*args).returncode == 0          # checkpoints 3 and 6
+  earlier = tmp_path / 'checkpoints' / 'damaged_6'
+  earlier.mkdir()
+  (earlier / 'what.txt').write_text('set aside before')
   damage(tmp_path / 'checkpoints' / '6')
   resumed = run_main(*args, '--config.num_train_steps=9')
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert 'Checkpoint 6' in resumed.stderr and 'cannot be read' in resumed.stderr
-  assert 'Resuming from step 3' in resumed.stderr
-  assert (tmp_path / 'checkpoints' / 'damaged_6').is_dir()  # kept, renamed
+  [warning] = [line.split('] ', 1)[1] for line in resumed.stderr.splitlines()
+               if 'Checkpoint 6' in line]
+  copy = tmp_path / 'checkpoints' / 'damaged_6_2'
+  assert warning == (f'Checkpoint 6 is damaged (a data file is truncated); '
+                     f'moved to {copy}; resuming from step 3')
+  assert copy.is_dir() and (earlier / 'what.txt').read_text() == (
+      'set aside before')
   assert params_of(tmp_path)[1] == 9
 
 
@@ -262,8 +272,30 @@ def test_workdir_that_cannot_be_created_is_one_line(tmp_path):
   blocker = tmp_path / 'file'
   blocker.write_text('not a folder')
   line = last_error_line(run_main(SMOKE, f'--workdir={blocker / "run"}'))
-  assert line.startswith('error: cannot write to --workdir')
+  assert line == (f"error: cannot write to --workdir '{blocker / 'run'}': "
+                  f'{blocker} is a file, not a folder')
   assert blocker.read_text() == 'not a folder'
+
+
+def test_a_run_refused_at_its_first_step_leaves_no_workdir(tmp_path,
+                                                         monkeypatch):
+  """A refusal found only when the train step is traced (after the data,
+  the model, the checkpoint manager and config.json are set up) removes the
+  workdir it created; an existing workdir keeps what it held."""
+  def refusing_step(*args, **kwargs):
+    def step(*step_args):
+      raise ConfigError('refused at trace time')
+    return step
+  monkeypatch.setattr(train, 'make_train_step', refusing_step)
+  config = horses_config.get_config('smoke')
+  with pytest.raises(ConfigError, match='refused at trace time'):
+    train.train_and_evaluate(config, str(tmp_path / 'new' / 'run'))
+  assert list(tmp_path.iterdir()) == []
+  (tmp_path / 'old').mkdir()
+  (tmp_path / 'old' / 'notes.txt').write_text('mine')
+  with pytest.raises(ConfigError):
+    train.train_and_evaluate(config, str(tmp_path / 'old'))
+  assert (tmp_path / 'old' / 'notes.txt').read_text() == 'mine'
 
 
 def test_checkpoints_keep_the_last_n_and_the_best(tmp_path):

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
+from dvn_jax.datasets import images
 from dvn_jax.errors import DataError
 
 CLASSES = ('hair', 'face', 'background')
@@ -59,7 +60,6 @@ FOLDERS = {
     'superpixel_labels': ('parts_lfw_funneled_gt',
                           HOMEPAGE + 'parts_lfw_funneled_gt.tgz'),
 }
-_IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +142,9 @@ def find_file(folder: pathlib.Path, name: str, suffix: str) -> pathlib.Path:
 
 
 def _open_image(path: pathlib.Path) -> Image.Image:
-  try:
-    image = Image.open(path)
-    image.load()
-  except _IMAGE_ERRORS as e:
-    raise DataError(f'{path} is not a readable image ({type(e).__name__}); '
-                    'replace it with the original file') from None
-  return image.convert('RGB')
+  """The file as an 8-bit RGB image (`images.read_rgb`: any mode,
+  faithfully)."""
+  return Image.fromarray(images.read_rgb(path)[0])
 
 
 def read_image(path: pathlib.Path, size: int = IMAGE_SIZE) -> np.ndarray:
