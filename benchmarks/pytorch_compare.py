@@ -166,7 +166,11 @@ def make_jax_step(config, images, masks):
 
 
 def main(_):
-  import torch  # pylint: disable=g-import-not-at-top
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    cli.fail('PyTorch is not installed (it is not a dependency); pip install '
+             'torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
   torch.set_num_threads(os.cpu_count())
   torch.manual_seed(0)
   data = horses.load_weizmann_horses()

@@ -109,8 +109,12 @@ def created_for_run(path: PathLike) -> Iterator[Callable[[], None]]:
 def atomic_write(path: PathLike, mode: str = 'wb') -> Iterator[IO]:
   """A file object writing `path` under a temporary name in its folder
   (created if need be), renamed to `path` when the block ends; on an error
-  the temporary file (and any folder made for it) is removed."""
+  the temporary file (and any folder made for it) is removed. ConfigError
+  if a folder stands at `path`."""
   path = os.path.abspath(path)
+  if os.path.isdir(path):
+    raise ConfigError(f'cannot write {path}: a folder of that name is in the '
+                      'way; move it')
   with created_for_run(os.path.dirname(path)) as keep_folder:
     handle, temporary = tempfile.mkstemp(
         dir=os.path.dirname(path), prefix=f'.{os.path.basename(path)}.',

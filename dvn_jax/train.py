@@ -468,19 +468,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   Returns the last evaluation metrics: those of the last step unless
   `evaluate_last` is False (then only every eval_every_steps is scored).
-  A run refused or stopped before its first step leaves no new workdir.
+  A run refused or stopped before its first step leaves the workdir as it
+  found it: a workdir (or checkpoint folder) it created is removed again,
+  and config.json is written once the first step has run.
   """
   builders.check_config(config)
   files.check_output_dir(workdir, '--workdir')
-  with files.created_for_run(workdir) as keep_workdir:
-    return _train_in_workdir(config, workdir, evaluate_last, keep_workdir)
+  checkpoint_dir = checkpoints.checkpoint_dir(workdir)
+  files.check_output_dir(checkpoint_dir, 'the checkpoint folder of --workdir')
+  with (files.created_for_run(workdir) as keep_workdir,
+        files.created_for_run(checkpoint_dir) as keep_checkpoints):
+
+    def started() -> None:
+      if jax.process_index() == 0:
+        write_config(config, workdir)
+      keep_workdir()
+      keep_checkpoints()
+
+    return _train_in_workdir(config, workdir, evaluate_last, started)
 
 
 def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
-                      evaluate_last: bool, keep_workdir: Callable[[], None]
+                      evaluate_last: bool, started: Callable[[], None]
                       ) -> dict[str, float]:
-  """`train_and_evaluate` in an existing workdir; calls `keep_workdir()`
-  once the first step has run."""
+  """`train_and_evaluate` in an existing workdir; calls `started()` once
+  the first step has run."""
   data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   if config.data.get('num_folds', 0):
@@ -525,8 +537,6 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
         warm_start_state(state, tx, config.init_from,
                          config.get('init_layers', 'tower')), mesh)
   is_main = jax.process_index() == 0
-  if is_main:
-    write_config(config, workdir)
   logging.info('Parameters:\n%s',
                parameter_overview.get_parameter_overview(state.params))
 
@@ -557,7 +567,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
             config.seed, step - 1, len(inputs), config.batch_size),
                                parallel.batch_sharded(mesh))
         state, metrics = train_step(state, inputs, targets, indices)
-        keep_workdir()
+        if step == first_step + 1:
+          started()
         is_last = step == config.num_train_steps
         log_now = step % config.log_every_steps == 0 or is_last
         eval_now = step in scored

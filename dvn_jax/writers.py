@@ -23,16 +23,23 @@ class MetricWriter:
   """Writes scalars (and images) to TensorBoard, metrics.jsonl and the log.
 
   Only an enabled writer (process 0) writes TensorBoard files; every writer
-  logs.
+  logs. The event file is opened at the first write, so a run refused
+  before it leaves none.
   """
 
   def __init__(self, logdir: str, enabled: bool = True):
-    self._summary = None
-    self._jsonl_path = None
-    if enabled:
+    self._logdir = logdir
+    self._enabled = enabled
+    self._opened = None
+    self._jsonl_path = os.path.join(logdir, 'metrics.jsonl') if enabled else None
+
+  @property
+  def _summary(self):
+    """The TensorBoard writer (opened on first use), or None if disabled."""
+    if self._enabled and self._opened is None:
       import tensorboardX  # pylint: disable=g-import-not-at-top
-      self._summary = tensorboardX.SummaryWriter(logdir=logdir)
-      self._jsonl_path = os.path.join(logdir, 'metrics.jsonl')
+      self._opened = tensorboardX.SummaryWriter(logdir=self._logdir)
+    return self._opened
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     logging.info('[%d] %s', step, ', '.join(
@@ -54,12 +61,12 @@ class MetricWriter:
                                  dataformats='NHWC')
 
   def flush(self) -> None:
-    if self._summary is not None:
-      self._summary.flush()
+    if self._opened is not None:
+      self._opened.flush()
 
   def close(self) -> None:
-    if self._summary is not None:
-      self._summary.close()
+    if self._opened is not None:
+      self._opened.close()
 
 
 class ProgressReporter:

@@ -90,6 +90,11 @@ def test_atomic_writes_leave_the_old_file_or_nothing(tmp_path):
     with files.atomic_write(new) as f:
       raise OSError('disk full')
   assert tree(tmp_path) == {'out.npz': b'old'}   # no folder left either
+  (tmp_path / 'folder.json').mkdir()
+  with pytest.raises(ConfigError, match='folder.json: a folder of that name'):
+    with files.atomic_write(tmp_path / 'folder.json', 'w') as f:
+      f.write('{}')
+  assert tree(tmp_path / 'folder.json') == {}
   with files.atomic_write(new) as f:
     f.write(b'whole')
   assert tree(tmp_path / 'new') == {'out.npz': b'whole'}

@@ -280,8 +280,9 @@ def test_workdir_that_cannot_be_created_is_one_line(tmp_path):
 def test_a_run_refused_at_its_first_step_leaves_no_workdir(tmp_path,
                                                          monkeypatch):
   """A refusal found only when the train step is traced (after the data,
-  the model, the checkpoint manager and config.json are set up) removes the
-  workdir it created; an existing workdir keeps what it held."""
+  the model and the checkpoint manager are set up) removes the workdir it
+  created; an existing workdir keeps what it held, and only that (no
+  checkpoint folder, config.json or event file)."""
   def refusing_step(*args, **kwargs):
     def step(*step_args):
       raise ConfigError('refused at trace time')
@@ -295,7 +296,8 @@ def test_a_run_refused_at_its_first_step_leaves_no_workdir(tmp_path,
   (tmp_path / 'old' / 'notes.txt').write_text('mine')
   with pytest.raises(ConfigError):
     train.train_and_evaluate(config, str(tmp_path / 'old'))
-  assert (tmp_path / 'old' / 'notes.txt').read_text() == 'mine'
+  assert files_of(tmp_path / 'old') == {'notes.txt': 4}
+  assert [p.name for p in (tmp_path / 'old').iterdir()] == ['notes.txt']
 
 
 def test_checkpoints_keep_the_last_n_and_the_best(tmp_path):
