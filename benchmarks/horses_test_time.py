@@ -147,8 +147,7 @@ def make_critic(model, params, config) -> Callable:
   `params` and over the config's test crops."""
   # One value function of the ensemble: sigmoid of it is the members' mean
   # predicted IoU (inference.mean_value_fn).
-  value_fn = predictors.bind_members(
-      model, params, predictors.parameter_ndim(model, config))
+  value_fn = predictors.bind_members(model, params)
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    config.eval.num_crops)
 

@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import optax
 
-from dvn_jax import checkpoints
+from dvn_jax import param_files
 from dvn_jax import fcn_starts
 from dvn_jax import inference
 from dvn_jax import models
@@ -176,9 +176,9 @@ def create_model(config: ml_collections.ConfigDict) -> nn.Module:
 
 def _files_exist(paths: str) -> bool:
   """Whether each parameter file of `paths` (one, or a.npz,b.npz:
-  `checkpoints.param_file_names`; 'c.npz:model' names c.npz) is there."""
-  return all(os.path.isfile(checkpoints.split_section(path)[0])
-             for path in checkpoints.param_file_names(paths))
+  `param_files.param_file_names`; 'c.npz:model' names c.npz) is there."""
+  return all(os.path.isfile(param_files.split_section(path)[0])
+             for path in param_files.param_file_names(paths))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

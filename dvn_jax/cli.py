@@ -1,4 +1,4 @@
-"""Shared command-line plumbing: one-line errors, quiet library logs.
+"""Shared command-line plumbing: one-line errors, quiet library output.
 
 Every entry point (`main`, `predict`) parses its flags with
 `make_flags_parser` and runs its work inside `reporting_errors`, so a bad
@@ -12,8 +12,10 @@ import contextlib
 import logging as py_logging
 import os
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from absl import flags
 from absl import logging
@@ -33,8 +35,66 @@ class _QuietLibraries(py_logging.Filter):
         part in record.pathname for part in _QUIET_AT_INFO)
 
 
+class OrbaxReaderNoiseFilter(py_logging.Filter):
+  """Drops asyncio's 'Task exception was never retrieved' reports of orbax's
+  failed read tasks; they are logged (with a traceback) whenever the tasks
+  are collected, which can be long after the failed restore."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    if 'exception was never retrieved' not in str(record.msg):
+      return True
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[2] is not None:
+      tb = record.exc_info[2]
+      while tb is not None:
+        text += tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return 'orbax' not in text
+
+
+def _late_read_callback(unraisable: Any) -> bool:
+  """True for a failed restore's read finishing on a thread after its event
+  loop closed: RuntimeError('Event loop is closed') from asyncio's
+  call_soon_threadsafe, reported as 'Exception ignored in: None'."""
+  error, trace = unraisable.exc_value, unraisable.exc_traceback
+  if not isinstance(error, RuntimeError) or str(error) != 'Event loop is closed':
+    return False
+  frames = [frame.f_code.co_name for frame, _ in traceback.walk_tb(trace)]
+  return 'call_soon_threadsafe' in frames
+
+
+def _drop_orbax_reader_noise() -> None:
+  """Silences the 'Exception ignored in <coroutine ...>' reports that orbax's
+  unfinished read coroutines of a failed restore print when collected, and
+  asyncio's reports of its failed read tasks (OrbaxReaderNoiseFilter)."""
+  asyncio_logger = py_logging.getLogger('asyncio')
+  if not any(isinstance(f, OrbaxReaderNoiseFilter)
+             for f in asyncio_logger.filters):
+    asyncio_logger.addFilter(OrbaxReaderNoiseFilter())
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    code = getattr(unraisable.object, 'cr_code', None)
+    if code is not None and 'orbax' in code.co_filename:
+      return
+    if _late_read_callback(unraisable):
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+  # Its read coroutines that never started warn when collected, maybe after
+  # the one-line error: "coroutine ... was never awaited".
+  warnings.filterwarnings('ignore', message='coroutine .* was never awaited',
+                          category=RuntimeWarning)
+
+
 def quiet_library_logs() -> None:
+  """Every entry point calls this first: libraries' INFO lines filtered
+  (`_QuietLibraries`), and the reports that orbax's reader threads and
+  coroutines print after a failed restore of a damaged checkpoint dropped
+  (`_drop_orbax_reader_noise`), so a fallback or refusal stays one line."""
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  _drop_orbax_reader_noise()
 
 
 def fail(message: str, status: int = 2) -> NoReturn:

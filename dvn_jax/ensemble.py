@@ -46,13 +46,13 @@ import os
 from absl import app
 from absl import flags
 
-from dvn_jax import checkpoints
+from dvn_jax import param_files
 from dvn_jax import cli
 from dvn_jax import files
 
 _OUTPUT = flags.DEFINE_string('output', None, 'The ensemble file to write.')
 _DTYPE = flags.DEFINE_enum(
-    'dtype', 'float32', list(checkpoints.DTYPES), 'Storage type of the '
+    'dtype', 'float32', list(param_files.DTYPES), 'Storage type of the '
     'ensemble file (int8: kernels as int8 with a scale per column).')
 _MEMBER = flags.DEFINE_integer(
     'member', None, 'Write this member (0, 1, ...) of one ensemble file '
@@ -67,7 +67,7 @@ def is_section(arg: str) -> bool:
   """Whether `arg` is MODEL=FILES: a bare name before '=' (not an existing
   file, nor a path like /runs/lr=0.1/a.npz)."""
   return ('=' in arg and not os.path.exists(arg) and
-          checkpoints.is_model_name(arg.split('=', 1)[0]))
+          param_files.is_model_name(arg.split('=', 1)[0]))
 
 
 def parse_sections(args: list[str]) -> dict[str, str] | None:
@@ -97,8 +97,8 @@ def main(argv):
     if member is not None or _AVERAGE.value:
       cli.fail('MODEL=FILES arguments take neither --member nor --average')
     with cli.reporting_errors():
-      checkpoints.save_sections(
-          {name: checkpoints.read_params_list(files)
+      param_files.save_sections(
+          {name: param_files.read_params_list(files)
            for name, files in sections.items()}, _OUTPUT.value, _DTYPE.value)
     print(f'wrote {_OUTPUT.value} (models {", ".join(sections)})')
     return
@@ -108,12 +108,12 @@ def main(argv):
     cli.fail('name two or more parameter files (--mode=export of each run)')
   with cli.reporting_errors():
     if member is not None:
-      params = checkpoints.member_params(paths[0], member)
+      params = param_files.member_params(paths[0], member)
     elif _AVERAGE.value:
-      params = checkpoints.average_params(paths)
+      params = param_files.average_params(paths)
     else:
-      params = checkpoints.stack_params(paths)
-    checkpoints.save_params(params, _OUTPUT.value, _DTYPE.value)
+      params = param_files.stack_params(paths)
+    param_files.save_params(params, _OUTPUT.value, _DTYPE.value)
   if member is not None:
     written = f'member {member} of {paths[0]}'
   else:

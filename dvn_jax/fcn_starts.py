@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dvn_jax import checkpoints
+from dvn_jax import param_files
 from dvn_jax import inference
 from dvn_jax import input_pipeline
 from dvn_jax import models
@@ -36,13 +36,12 @@ def class_probabilities(logits: Array) -> Array:
 
 
 def load_fcn_members(config: ml_collections.ConfigDict, path: str, field: str
-                     ) -> tuple[Callable[[Any, Array], Array], Any, int]:
-  """(probabilities(params, crops), params, ndim) of the FCN file `path`
+                     ) -> tuple[Callable[[Any, Array], Array], Any]:
+  """(probabilities(params, crops), params) of the FCN file `path`
   (`config.start.model`'s architecture, configs/horses_fcn.py's): crops
   (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of one
   network's params; params as stored (an ensemble file of FCNs, from
-  `dvn_jax.ensemble`, stacks its members on a leading axis); ndim the rank
-  of one network's first parameter (`stacked.averaged_over_members`)."""
+  `dvn_jax.ensemble`, is a `stacked.Ensemble`)."""
   if tasks.task_name(config) != 'segmentation':
     raise ConfigError(f'bad config: {field} (an FCN) needs a segmentation '
                       'task')
@@ -55,9 +54,9 @@ def load_fcn_members(config: ml_collections.ConfigDict, path: str, field: str
   kwargs.setdefault('num_classes', k)
   net = models.create_model(name, **kwargs)
   template = models.init_params(net, jax.random.key(0), config.crop_size, k)
-  params = checkpoints.load_params(path, template)
+  params = param_files.load_params(path, template)
   return (lambda p, x: class_probabilities(net.apply({'params': p}, x)),
-          params, jax.tree.leaves(template)[0].ndim)
+          params)
 
 
 def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
@@ -65,9 +64,9 @@ def load_fcn(config: ml_collections.ConfigDict, path: str, field: str
   """crops x (N, h, w, 3) in [0, 1] -> class probabilities (N, h, w, K) of
   the FCN in `path` (`load_fcn_members`), or their mean over the members
   of an ensemble file."""
-  probabilities, params, ndim = load_fcn_members(config, path, field)
-  return functools.partial(
-      stacked.averaged_over_members(probabilities, ndim), params)
+  probabilities, params = load_fcn_members(config, path, field)
+  return functools.partial(stacked.averaged_over_members(probabilities),
+                           params)
 
 
 def start_folds(config: ml_collections.ConfigDict) -> int:
@@ -89,9 +88,9 @@ def crossfit_start_maps(config: ml_collections.ConfigDict, images: Array
   image's start never comes from an FCN that saw it, so training starts are
   as good as the starts at test (ours; docs/horses.md)."""
   folds = start_folds(config)
-  probabilities, params, ndim = load_fcn_members(config, config.start.params,
-                                                 'start.params')
-  members = stacked.split_members(params, ndim)
+  probabilities, params = load_fcn_members(config, config.start.params,
+                                           'start.params')
+  members = stacked.split_members(params)
   if len(members) != folds:
     raise ConfigError(
         f'bad config: start.folds is {folds} but {config.start.params} holds '

@@ -19,7 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from dvn_jax import checkpoints
+from dvn_jax import param_files
 from dvn_jax import cli
 from dvn_jax import parallel
 from dvn_jax import train
@@ -39,7 +39,7 @@ _PARAMS = flags.DEFINE_string(
     'to evaluate, also several (a.npz,b.npz): their members as one ensemble; '
     'FILE:model is one model of a file of several (dvn_jax.ensemble).')
 _DTYPE = flags.DEFINE_enum(
-    'dtype', 'float32', list(checkpoints.DTYPES), 'Storage type of '
+    'dtype', 'float32', list(param_files.DTYPES), 'Storage type of '
     '--mode=export (int8: kernels as int8 with a scale per column).')
 _COORDINATOR = flags.DEFINE_string(
     'coordinator_address', None,
@@ -69,7 +69,7 @@ def main(argv):
   if _MODE.value == 'export' and not _PARAMS.value:
     cli.fail('--mode=export needs --params=<file.npz> to write')
   if _MODE.value == 'export':
-    model = checkpoints.split_section(_PARAMS.value)[1]
+    model = param_files.split_section(_PARAMS.value)[1]
     if model is not None:
       cli.fail(f"--mode=export writes one model's file; name it without "
                f"':{model}' (python -m dvn_jax.ensemble MODEL=FILES joins "

@@ -61,15 +61,7 @@ def bind_logit_fn(model: nn.Module, params: Any,
       prior=prior)
 
 
-def parameter_ndim(model: nn.Module, config: ml_collections.ConfigDict
-                   ) -> int:
-  """The rank of one network's first parameter (shapes only, no compute)."""
-  shapes = jax.eval_shape(
-      lambda: builders.init_model_params(model, config, jax.random.key(0)))
-  return jax.tree.leaves(shapes)[0].ndim
-
-
-def bind_members(model: nn.Module, params: Any, ndim: int,
+def bind_members(model: nn.Module, params: Any,
                  start: Callable[[Array], Array] | None = None,
                  prior: Callable[[Array], Array] | None = None
                  ) -> inference.ValueFn:
@@ -77,12 +69,11 @@ def bind_members(model: nn.Module, params: Any, ndim: int,
   function: its members' mean value (`inference.mean_value_fn`). Under
   `stacked.averaged_over_members` it only ever sees one network."""
   members = [bind_logit_fn(model, member, start, prior)
-             for member in stacked.split_members(params, ndim)]
+             for member in stacked.split_members(params)]
   return members[0] if len(members) == 1 else inference.mean_value_fn(members)
 
 
 def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
-                    ndim: int,
                     then: Callable[[Callable], Callable] | None = None,
                     per_member: bool = True) -> Callable:
   """jit, or on a mesh: the batch split over its devices, a host result;
@@ -90,7 +81,7 @@ def compile_predict(predict: Callable, mesh: jax.sharding.Mesh | None,
   `per_member` is False: `predict` takes an ensemble itself), whose
   prediction `then(predict)` may wrap (`fcn_starts.mixed_with_fcn`)."""
   if per_member:
-    predict = stacked.averaged_over_members(predict, ndim)
+    predict = stacked.averaged_over_members(predict)
   if then is not None:
     predict = then(predict)
   if mesh is None:
@@ -136,7 +127,6 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
   """
   if tasks.task_name(config) == 'multilabel':
     return make_multilabel_predict_fn(model, config, mesh)
-  ndim = parameter_ndim(model, config)
   eval_cfg = config.eval
   offsets = inference.crop_offsets(config.image_size, config.crop_size,
                                    eval_cfg.num_crops)
@@ -147,7 +137,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
           lambda x: fcn_starts.class_probabilities(
               model.apply({'params': params}, x)),
           input_pipeline.images_to_float(images), offsets, config.crop_size)
-    return compile_predict(predict, mesh, ndim)
+    return compile_predict(predict, mesh)
 
   spec = builders.ascent_spec_from_config(eval_cfg.inference)
   eval_key = jax.random.key(config.seed)   # a fixed key: repeatable scores
@@ -159,7 +149,7 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
 
   def predict(params, images):
     masks, trajectory = inference.infer_full_image(
-        bind_members(model, params, ndim, start_fn, prior_fn),
+        bind_members(model, params, start_fn, prior_fn),
         input_pipeline.images_to_float(images),
         crop_size=config.crop_size, num_crops=eval_cfg.num_crops,
         combine=eval_cfg.combine, num_classes=tasks.num_classes(config),
@@ -167,8 +157,8 @@ def make_predict_fn(model: nn.Module, config: ml_collections.ConfigDict,
     return (masks, trajectory) if return_trajectory else masks
 
   if return_trajectory:
-    return compile_predict(predict, None, ndim, per_member=not mean_value)
-  return compile_predict(predict, mesh, ndim, then=functools.partial(
+    return compile_predict(predict, None, per_member=not mean_value)
+  return compile_predict(predict, mesh, then=functools.partial(
       fcn_starts.mixed_with_fcn, config=config, offsets=offsets),
                          per_member=not mean_value)
 
@@ -179,17 +169,16 @@ def make_multilabel_predict_fn(model: nn.Module,
                                ) -> Callable:
   """Label scores: the classifier's sigmoid, or the value net's gradient
   ascent from y = 0 (Eq. 8) with config.eval.inference."""
-  ndim = parameter_ndim(model, config)
   if config.model.name in models.CLASSIFIERS:
     return compile_predict(lambda params, x: jax.nn.sigmoid(
-        model.apply({'params': params}, x)), mesh, ndim)
+        model.apply({'params': params}, x)), mesh)
   spec = builders.ascent_spec_from_config(config.eval.inference)
   num_labels = config.model.num_labels
   mean_value = builders.eval_ensemble(config) == 'values'
 
   def predict(params, x):
     y0 = inference.start_point((x.shape[0], num_labels), spec)
-    return inference.infer(bind_members(model, params, ndim), x, y0, spec,
+    return inference.infer(bind_members(model, params), x, y0, spec,
                            rng=jax.random.key(config.seed))[0]
 
-  return compile_predict(predict, mesh, ndim, per_member=not mean_value)
+  return compile_predict(predict, mesh, per_member=not mean_value)

@@ -44,6 +44,7 @@ from dvn_jax import input_pipeline
 from dvn_jax import losses
 from dvn_jax import models
 from dvn_jax import parallel
+from dvn_jax import param_files
 from dvn_jax import predictors
 from dvn_jax import preemption
 from dvn_jax import stacked
@@ -181,7 +182,7 @@ def warm_start_state(state: TrainState, tx: optax.GradientTransformation,
   """`state` with its conv tower (layers 'tower', e.g. from an FCN) or every
   layer (layers 'all', a value-net export) taken from a parameter file; a
   fresh optimizer state, and the moving average restarted from them."""
-  params, copied = checkpoints.warm_start(state.params, path,
+  params, copied = param_files.warm_start(state.params, path,
                                           builders.INIT_PREFIXES[layers])
   logging.info('Warm start from %s: %s', path, ', '.join(copied))
   params = jax.tree.map(jnp.asarray, params)
@@ -642,7 +643,7 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
   latest checkpoint's moving average if it kept one)."""
   if params_path:
     template = builders.init_model_params(model, config, jax.random.key(0))
-    return checkpoints.load_params(params_path, template)
+    return param_files.load_params(params_path, template)
   if not workdir:
     raise ConfigError('pass --workdir (a trained run) or --params (a file)')
   return eval_params(restore_state(model, config, workdir))
@@ -702,5 +703,5 @@ def export_params(config: ml_collections.ConfigDict, workdir: str, path: str,
   (their moving average if the run kept one)."""
   files.check_output_file(path, '--params')
   model = builders.create_model(config)
-  checkpoints.save_params(eval_params(restore_state(model, config, workdir)),
+  param_files.save_params(eval_params(restore_state(model, config, workdir)),
                           path, dtype)

@@ -1,289 +1,84 @@
-"""Parameter files: round trip, strict loading, warm start from an FCN."""
+"""Orbax checkpoints of the train state (dvn_jax/checkpoints.py): retention,
+half-written and damaged checkpoints, another config's."""
 
-import asyncio
-import logging
-import types
+import os
 
-import flax
-import jax
 import numpy as np
 import pytest
 
 from dvn_jax import checkpoints
-from dvn_jax import models
 from dvn_jax.errors import CheckpointError
 
-CROP = 8
+
+def test_checkpoints_keep_the_last_n_and_the_best(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path), max_to_keep=2, keep_best=1)
+  state = {'w': np.zeros(3, np.float32)}
+  for step, score in enumerate([0.1, 0.9, 0.2, 0.3, None, 0.5], start=1):
+    checkpoints.save(manager, step, state, score)
+  manager.wait_until_finished()
+  assert sorted(manager.all_steps()) == [2, 5, 6]   # best (0.9) + last two
 
 
-def _params(name: str, seed: int) -> dict:
-  return models.init_params(models.create_model(name), jax.random.key(seed),
-                            CROP)
+def test_half_written_checkpoints_are_never_the_latest(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path))
+  state = {'w': np.arange(3, dtype=np.float32)}
+  checkpoints.save(manager, 1, state)
+  manager.wait_until_finished()
+  # What an interrupted save leaves: orbax's temporary folder.
+  (tmp_path / 'checkpoints' / '2.orbax-checkpoint-tmp-123').mkdir()
+  reopened = checkpoints.make_manager(str(tmp_path))
+  assert reopened.latest_step() == 1
+  restored = checkpoints.restore_latest(reopened, state)
+  np.testing.assert_array_equal(restored['w'], state['w'])
 
 
-def test_warm_start_copies_the_fcn_tower_and_keeps_the_rest(tmp_path):
-  fcn = _params('fcn', 1)
-  path = str(tmp_path / 'fcn.npz')
-  checkpoints.save_params(fcn, path)
-  value_net = _params('value_net', 2)
-
-  started, copied = checkpoints.warm_start(value_net, path)
-
-  assert copied == [f'tower/conv{i}/{p}' for i in range(3)
-                    for p in ('bias', 'kernel')]
-  kernel = started['tower']['conv0']['kernel']      # (5, 5, 3 + 1, 64)
-  np.testing.assert_array_equal(kernel[:, :, :3], fcn['tower']['conv0']['kernel'])
-  np.testing.assert_array_equal(kernel[:, :, 3:],
-                                value_net['tower']['conv0']['kernel'][:, :, 3:])
-  np.testing.assert_array_equal(started['tower']['conv2']['kernel'],
-                                fcn['tower']['conv2']['kernel'])
-  np.testing.assert_array_equal(started['fc0']['kernel'],
-                                value_net['fc0']['kernel'])
+def test_no_readable_checkpoint_in_process_is_a_checkpoint_error(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path))
+  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32)})
+  manager.wait_until_finished()
+  with pytest.raises(CheckpointError, match='does not match this config'):
+    checkpoints.restore_latest(manager, {'v': np.zeros(2, np.float32)})
 
 
-def test_warm_start_from_a_different_tower_is_a_clear_error(tmp_path):
-  other = models.init_params(models.FCN(conv_features=(32, 128, 128)),
-                             jax.random.key(0), CROP)
-  path = str(tmp_path / 'narrow.npz')
-  checkpoints.save_params(other, path)
-  with pytest.raises(CheckpointError, match='tower/conv0/bias has shape'):
-    checkpoints.warm_start(_params('value_net', 0), path)
+def test_checkpoint_with_arrays_the_config_lacks_is_another_configs(tmp_path):
+  # E.g. a run with a moving average, evaluated with ema_decay=0, or another
+  # optimizer's state: not a damaged checkpoint.
+  manager = checkpoints.make_manager(str(tmp_path))
+  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32),
+                                'ema': np.zeros(4, np.float32)})
+  manager.wait_until_finished()
+  with pytest.raises(CheckpointError, match='does not match this config'):
+    checkpoints.restore_latest(manager, {'w': np.zeros(4, np.float32)})
+  # A None field is written as one and restores into the same structure.
+  checkpoints.save(manager, 2, {'w': np.ones(4, np.float32), 'ema': None})
+  manager.wait_until_finished()
+  restored = checkpoints.restore_latest(
+      manager, {'w': np.zeros(4, np.float32), 'ema': None})
+  np.testing.assert_array_equal(restored['w'], np.ones(4))
 
 
-def test_warm_start_of_every_layer_continues_a_value_net(tmp_path):
-  trained = _params('value_net', 1)
-  path = str(tmp_path / 'dvn.npz')
-  checkpoints.save_params(trained, path, dtype='float16')
-
-  started, copied = checkpoints.warm_start(_params('value_net', 2), path, '')
-
-  assert 'fc0/kernel' in copied and 'tower/conv0/kernel' in copied
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-2),
-               started, trained)
-
-
-def test_warm_start_of_every_layer_from_an_fcn_is_a_clear_error(tmp_path):
-  path = str(tmp_path / 'fcn.npz')
-  checkpoints.save_params(_params('fcn', 1), path)
-  with pytest.raises(CheckpointError, match='init_layers=all needs an export'):
-    checkpoints.warm_start(_params('value_net', 0), path, '')
+def test_damage_is_named_in_a_few_words():
+  reason = checkpoints.damage_reason
+  assert reason(ValueError('OUT_OF_RANGE: Requested byte range [0, 9044) is '
+                           'not valid for value of size 100')) == (
+                               'a data file is truncated')
+  assert reason(FileNotFoundError(2, 'No such file or directory')) == (
+      'a file is missing')
+  assert reason(ValueError('DATA_LOSS: checksum mismatch')) == (
+      'a data file is corrupt')
+  assert reason(RuntimeError(' '.join(['word'] * 30))) == (
+      'RuntimeError: ' + ' '.join(['word'] * 8))
 
 
-def test_warm_start_needs_tower_layers(tmp_path):
-  path = str(tmp_path / 'empty.npz')
-  np.savez(path, other=np.zeros(3))
-  with pytest.raises(CheckpointError, match='no .tower/. layers'):
-    checkpoints.warm_start(_params('value_net', 0), path)
-
-
-def test_load_params_round_trip_and_mismatch(tmp_path):
-  params = _params('value_net', 3)
-  path = str(tmp_path / 'p.npz')
-  checkpoints.save_params(params, path)
-  loaded = checkpoints.load_params(path, params)
-  jax.tree.map(np.testing.assert_array_equal, loaded, params)
-  with pytest.raises(CheckpointError, match='does not fit'):
-    checkpoints.load_params(path, _params('fcn', 0))
-
-
-def test_ensemble_file_stacks_members_and_loads_with_their_axis(tmp_path):
-  members = [_params('value_net', seed) for seed in (3, 4, 5)]
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(3)]
-  for params, path in zip(members, paths):
-    checkpoints.save_params(params, path)
-  ensemble = str(tmp_path / 'ensemble.npz')
-  checkpoints.save_params(checkpoints.stack_params(paths), ensemble)
-  loaded = checkpoints.load_params(ensemble, members[0])
-  for i, params in enumerate(members):
-    jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b),
-                 loaded, params)
-  with pytest.raises(CheckpointError, match='does not fit'):
-    checkpoints.load_params(ensemble, _params('fcn', 0))
-  fcn_path = str(tmp_path / 'fcn.npz')
-  checkpoints.save_params(_params('fcn', 0), fcn_path)
-  with pytest.raises(CheckpointError, match='hold different models'):
-    checkpoints.stack_params([paths[0], fcn_path])
-  # An ensemble file named among the inputs adds each of its members.
-  pair = str(tmp_path / 'pair.npz')
-  checkpoints.save_params(checkpoints.stack_params(paths[:2]), pair)
-  grown = checkpoints.stack_params([pair, paths[2]])
-  for name, stacked in checkpoints.read_params(ensemble).items():
-    np.testing.assert_array_equal(grown[name], stacked)
-  # Each member comes back out alone; a single network or a wrong index
-  # is an error.
-  for i, params in enumerate(members):
-    flat = checkpoints.member_params(ensemble, i)
-    for name, value in flax.traverse_util.flatten_dict(params,
-                                                       sep='/').items():
-      np.testing.assert_array_equal(flat[name], value)
-  with pytest.raises(CheckpointError, match='members 0..2, not 3'):
-    checkpoints.member_params(ensemble, 3)
-  with pytest.raises(CheckpointError, match='holds one network'):
-    checkpoints.member_params(paths[0], 0)
-
-
-def test_a_list_of_files_loads_as_the_ensemble_of_their_members(tmp_path):
-  members = [_params('value_net', seed) for seed in (3, 4, 5)]
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(3)]
-  for params, path in zip(members, paths):
-    checkpoints.save_params(params, path, 'float16')
-  pair = str(tmp_path / 'pair.npz')
-  checkpoints.save_params(checkpoints.stack_params(paths[:2]), pair, 'float16')
-  whole = str(tmp_path / 'whole.npz')
-  checkpoints.save_params(checkpoints.stack_params(paths), whole, 'float16')
-  # An ensemble file and a single network named together: three members,
-  # the same arrays as the one file that stacks all three.
-  listed = checkpoints.load_params(f'{pair},{paths[2]}', members[0])
-  jax.tree.map(np.testing.assert_array_equal, listed,
-               checkpoints.load_params(whole, members[0]))
-  assert jax.tree.leaves(listed)[0].shape[0] == 3
-  with pytest.raises(CheckpointError, match='empty file name'):
-    checkpoints.load_params(f'{pair},', members[0])
-  with pytest.raises(CheckpointError, match='not found'):
-    checkpoints.load_params(f'{pair},{tmp_path}/missing.npz', members[0])
-
-
-def test_average_params_is_the_mean_of_the_files(tmp_path):
-  members = [_params('value_net', seed) for seed in (3, 4)]
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
-  for params, path in zip(members, paths):
-    checkpoints.save_params(params, path, 'float16')
-  averaged = checkpoints.average_params(paths)
-  first, second = (checkpoints.read_params(path) for path in paths)
-  assert averaged.keys() == first.keys()
-  for name, value in averaged.items():
-    assert value.dtype == np.float32 and value.shape == first[name].shape
-    np.testing.assert_allclose(value, (first[name].astype(np.float32) +
-                                       second[name].astype(np.float32)) / 2,
-                               rtol=1e-6)
-  fcn_path = str(tmp_path / 'fcn.npz')
-  checkpoints.save_params(_params('fcn', 0), fcn_path)
-  with pytest.raises(CheckpointError, match='hold different models'):
-    checkpoints.average_params([paths[0], fcn_path])
-
-
-def test_int8_kernels_keep_each_column_to_half_a_step():
-  rng = np.random.default_rng(0)
-  kernel = rng.normal(size=(2, 300, 5)).astype(np.float32)  # 2 members
-  kernel[1, :, 3] *= 100    # one member's column with a larger range
-  kernel[0, :, 4] = 0       # an all-zero column
-  q, scale = checkpoints.quantize_int8(kernel)
-  assert q.dtype == np.int8 and scale.shape == (2, 1, 5)
-  np.testing.assert_array_equal(np.abs(q).max(axis=1)[:, :4], 127)
-  assert np.all(q[0, :, 4] == 0)
-  error = np.abs(q * scale - kernel)
-  assert np.all(error <= scale / 2 + 1e-6)
-  # The large column's scale does not coarsen its neighbours.
-  assert scale[1, 0, 3] > 50 * scale[1, 0, 2]
-
-
-def test_int8_files_store_big_kernels_as_int8_and_read_back_float32(tmp_path):
-  members = [_params('value_net', seed) for seed in (3, 4)]
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
-  for params, path in zip(members, paths):
-    checkpoints.save_params(params, path)
-  pair = str(tmp_path / 'pair_int8.npz')
-  checkpoints.save_params(checkpoints.stack_params(paths), pair, 'int8')
-  with np.load(pair) as stored:
-    dtypes = {k: stored[k].dtype for k in stored.files}
-  big = [k for k, v in checkpoints.read_params(paths[0]).items()
-         if k.endswith('kernel') and v.size >= checkpoints.MIN_INT8_SIZE]
-  assert big and all(dtypes[k] == np.int8 for k in big)
-  assert all(dtypes[k + checkpoints.SCALE_SUFFIX] == np.float32 for k in big)
-  assert all(v == np.float16 for k, v in dtypes.items()
-             if k not in big and not k.endswith(checkpoints.SCALE_SUFFIX))
-  loaded = checkpoints.load_params(pair, members[0])
-  for i, member in enumerate(members):
-    for original, read in zip(jax.tree.leaves(member),
-                              jax.tree.leaves(loaded)):
-      assert read.dtype == np.float32
-      np.testing.assert_allclose(read[i], original,
-                                 atol=np.abs(original).max() / 254 + 1e-3)
-  with pytest.raises(CheckpointError, match='dtype must be one of'):
-    checkpoints.save_params(members[0], str(tmp_path / 'x.npz'), 'int4')
-
-
-def test_a_file_of_several_models_is_read_one_model_at_a_time(tmp_path):
-  value_nets = [_params('value_net', seed) for seed in (3, 4)]
-  fcn = _params('fcn', 0)
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
-  for params, path in zip(value_nets, paths):
-    checkpoints.save_params(params, path)
-  fcn_path = str(tmp_path / 'fcn.npz')
-  checkpoints.save_params(fcn, fcn_path)
-  both = str(tmp_path / 'best.npz')
-  checkpoints.save_sections({'dvn': checkpoints.read_params_list(
-      ','.join(paths)), 'fcn': checkpoints.read_params(fcn_path)}, both)
-  jax.tree.map(np.testing.assert_array_equal,
-               checkpoints.load_params(f'{both}:dvn', value_nets[0]),
-               checkpoints.load_params(','.join(paths), value_nets[0]))
-  jax.tree.map(np.testing.assert_array_equal,
-               checkpoints.load_params(f'{both}:fcn', fcn), fcn)
-  # Named with commas beside another file: three members.
-  three = checkpoints.load_params(f'{both}:dvn,{paths[0]}', value_nets[0])
-  assert jax.tree.leaves(three)[0].shape[0] == 3
-  assert checkpoints.member_params(f'{both}:dvn', 1).keys() == (
-      checkpoints.read_params(paths[1]).keys())
-  with pytest.raises(CheckpointError, match=r"models \['dvn', 'fcn'\]; "
-                     f'name one as {both}:dvn'):
-    checkpoints.read_params(both)
-  with pytest.raises(CheckpointError, match="not 'fnc'"):
-    checkpoints.read_params(f'{both}:fnc')
-  with pytest.raises(CheckpointError, match="holds one model; name it "
-                     "without ':dvn'"):
-    checkpoints.read_params(f'{fcn_path}:dvn')
-  with pytest.raises(CheckpointError, match='not found'):
-    checkpoints.read_params(f'{tmp_path}/absent.npz:dvn')
-  for bad in ('a:b', 'runs/a', '', '0dvn'):
-    with pytest.raises(CheckpointError, match='model names must be'):
-      checkpoints.save_sections({bad: {}}, str(tmp_path / 'bad.npz'))
-  # A ':' followed by no model name belongs to the file's name.
-  assert checkpoints.split_section('c.npz:dvn') == ('c.npz', 'dvn')
-  assert checkpoints.split_section('runs:1/c.npz') == ('runs:1/c.npz', None)
-  assert checkpoints.split_section('c:1.npz') == ('c:1.npz', None)
-
-
-def test_unreadable_parameter_file_is_a_clear_error(tmp_path):
-  path = tmp_path / 'bad.npz'
-  path.write_bytes(b'not a zip')
-  with pytest.raises(CheckpointError, match='not a readable parameter file'):
-    checkpoints.read_params(str(path))
-  with pytest.raises(CheckpointError, match='not found'):
-    checkpoints.read_params(str(tmp_path / 'missing.npz'))
-
-
-def test_orbax_read_task_reports_are_dropped_and_others_kept():
-  """asyncio logs a failed orbax read task when it is collected, possibly
-  after the one-line error was printed; that report must not reach stderr."""
-  noise = checkpoints.OrbaxReaderNoiseFilter()
-
-  def record(message):
-    return logging.LogRecord('asyncio', logging.ERROR, __file__, 1, message,
-                             None, None)
-  orbax_task = ('Task exception was never retrieved\nfuture: <Task finished '
-                "coro=<async_deserialize() done, defined at /venv/orbax/"
-                "checkpoint/serialization.py:400> exception=ValueError('x')>")
-  other_task = ('Task exception was never retrieved\nfuture: <Task finished '
-                "coro=<fetch() done, defined at /app/client.py:3>>")
-  assert not noise.filter(record(orbax_task))
-  assert noise.filter(record(other_task))
-  assert noise.filter(record('Unclosed client session in orbax'))
-
-
-def test_a_failed_restores_late_read_callback_is_recognised_and_nothing_else():
-  """The 'Event loop is closed' report of a read finishing after a failed
-  restore is dropped as noise; the same error raised elsewhere is not."""
-  loop = asyncio.new_event_loop()
-  loop.close()
-  try:
-    loop.call_soon_threadsafe(print)
-  except RuntimeError as error:
-    late = error
-  report = lambda e: types.SimpleNamespace(
-      exc_value=e, exc_traceback=e.__traceback__, object=None)
-  assert checkpoints._late_read_callback(report(late))
-  for other in (RuntimeError('Event loop is closed'), ValueError('x')):
-    try:
-      raise other
-    except Exception as error:  # pylint: disable=broad-except
-      assert not checkpoints._late_read_callback(report(error))
+def test_a_step_set_aside_twice_gets_a_new_name(tmp_path):
+  manager = checkpoints.make_manager(str(tmp_path))
+  for step in (1, 2):
+    checkpoints.save(manager, step, {'w': np.zeros(3, np.float32)})
+  manager.wait_until_finished()
+  folder = tmp_path / 'checkpoints'
+  (folder / 'damaged_2').mkdir()
+  (folder / 'damaged_2' / 'old').write_text('kept')
+  moved = checkpoints.set_aside(manager, 2)
+  assert moved == os.path.join(folder, 'damaged_2_2')
+  assert (folder / 'damaged_2' / 'old').read_text() == 'kept'
+  assert sorted(manager.all_steps()) == [1]

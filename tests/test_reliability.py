@@ -15,7 +15,6 @@ import pytest
 
 from configs import horses as horses_config
 from dvn_jax import builders
-from dvn_jax import checkpoints
 from dvn_jax import train
 from dvn_jax.errors import CheckpointError
 from dvn_jax.errors import ConfigError
@@ -219,6 +218,9 @@ def test_only_damaged_checkpoints_are_one_clear_error(tmp_path):
   assert files_of(tmp_path) == before      # nothing renamed or deleted
 
 
+# In process, orbax's late reader reports of the damaged checkpoint reach
+# pytest (the command line drops them: cli.quiet_library_logs).
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
 def test_damaged_checkpoints_of_a_moving_average_run_are_called_damaged(
     tmp_path):
   """With ema_decay on, a workdir whose checkpoints are all damaged is
@@ -298,53 +300,6 @@ def test_a_run_refused_at_its_first_step_leaves_no_workdir(tmp_path,
     train.train_and_evaluate(config, str(tmp_path / 'old'))
   assert files_of(tmp_path / 'old') == {'notes.txt': 4}
   assert [p.name for p in (tmp_path / 'old').iterdir()] == ['notes.txt']
-
-
-def test_checkpoints_keep_the_last_n_and_the_best(tmp_path):
-  manager = checkpoints.make_manager(str(tmp_path), max_to_keep=2, keep_best=1)
-  state = {'w': np.zeros(3, np.float32)}
-  for step, score in enumerate([0.1, 0.9, 0.2, 0.3, None, 0.5], start=1):
-    checkpoints.save(manager, step, state, score)
-  manager.wait_until_finished()
-  assert sorted(manager.all_steps()) == [2, 5, 6]   # best (0.9) + last two
-
-
-def test_half_written_checkpoints_are_never_the_latest(tmp_path):
-  manager = checkpoints.make_manager(str(tmp_path))
-  state = {'w': np.arange(3, dtype=np.float32)}
-  checkpoints.save(manager, 1, state)
-  manager.wait_until_finished()
-  # What an interrupted save leaves: orbax's temporary folder.
-  (tmp_path / 'checkpoints' / '2.orbax-checkpoint-tmp-123').mkdir()
-  reopened = checkpoints.make_manager(str(tmp_path))
-  assert reopened.latest_step() == 1
-  restored = checkpoints.restore_latest(reopened, state)
-  np.testing.assert_array_equal(restored['w'], state['w'])
-
-
-def test_no_readable_checkpoint_in_process_is_a_checkpoint_error(tmp_path):
-  manager = checkpoints.make_manager(str(tmp_path))
-  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32)})
-  manager.wait_until_finished()
-  with pytest.raises(CheckpointError, match='does not match this config'):
-    checkpoints.restore_latest(manager, {'v': np.zeros(2, np.float32)})
-
-
-def test_checkpoint_with_arrays_the_config_lacks_is_another_configs(tmp_path):
-  # E.g. a run with a moving average, evaluated with ema_decay=0, or another
-  # optimizer's state: not a damaged checkpoint.
-  manager = checkpoints.make_manager(str(tmp_path))
-  checkpoints.save(manager, 1, {'w': np.zeros(4, np.float32),
-                                'ema': np.zeros(4, np.float32)})
-  manager.wait_until_finished()
-  with pytest.raises(CheckpointError, match='does not match this config'):
-    checkpoints.restore_latest(manager, {'w': np.zeros(4, np.float32)})
-  # A None field is written as one and restores into the same structure.
-  checkpoints.save(manager, 2, {'w': np.ones(4, np.float32), 'ema': None})
-  manager.wait_until_finished()
-  restored = checkpoints.restore_latest(
-      manager, {'w': np.zeros(4, np.float32), 'ema': None})
-  np.testing.assert_array_equal(restored['w'], np.ones(4))
 
 
 def test_scoring_a_split_trained_on_warns(tmp_path, caplog):
