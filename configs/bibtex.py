@@ -17,21 +17,16 @@ bibtex-train.arff, bibtex-test.arff and bibtex.xml from DIR instead.
 
 import ml_collections
 
+from configs import common
+
 STEPS_PER_EPOCH = 232  # ceil(4636 / 20): the 95% train split, batch 20
-
-
-def ascent(num_steps: int, step_size: float, ascend: str = 'value'
-           ) -> ml_collections.ConfigDict:
-  """Settings of gradient ascent in y (inference.AscentSpec)."""
-  return ml_collections.ConfigDict(dict(
-      num_steps=num_steps, step_size=step_size, projection='box',
-      ascend=ascend, unroll=0, noise_std=0.0))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The authors' released Bibtex setup; `arg='smoke'` runs in seconds."""
   c = ml_collections.ConfigDict()
-  c.task = 'multilabel'
+  c.task = 'multilabel'   # F1 oracle, box output set
+  c.method = 'dvn'
   c.seed = 0
   # Data-parallel devices: 0 = every device of every host (the batch is split
   # over them; batch_size must be a multiple of their number).
@@ -45,7 +40,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name='mlc_value_net', num_labels=159, feature_sizes=(300,),
       global_hidden=16, dropout_rate=0.0))
   c.init_from = ''
-  c.oracle = 'f1'
   c.loss = 'cross_entropy'
 
   c.batch_size = 20
@@ -56,7 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict(dict(
       name='sgd', learning_rate=0.1, momentum=0.0, schedule='piecewise',
       decay_steps=(150 * STEPS_PER_EPOCH, 300 * STEPS_PER_EPOCH),
-      decay_factor=0.1, warmup_steps=0, weight_decay=1e-3, grad_clip_norm=0.0))
+      decay_factor=0.1, weight_decay=1e-3, grad_clip_norm=0.0))
   c.ema_decay = 0.0   # a moving average of the parameters (train.py)
 
   # Half inference tuples (the end of 20 steps of size 0.5 on the value),
@@ -65,18 +59,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.tuples = ml_collections.ConfigDict(dict(
       mix=ml_collections.ConfigDict(dict(
           ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0, extrapolated=0.0)),
-      inference=ascent(20, 0.5),
+          interpolated=0.0)),
+      inference=common.ascent(20, 0.5),
       inference_pick='final',
       inference_points=1,
       temperature=0.05,
-      adversarial=ascent(1, 0.5),
+      adversarial=common.ascent(1, 0.5),
       adversarial_start='ground_truth_or_zeros',
       adversarial_objective='value',
-      inference_chains=False, chain_steps=1, echo=1))
+      inference_chains=False, chain_steps=1))
 
   c.eval = ml_collections.ConfigDict(dict(
-      inference=ascent(20, 0.5), threshold=0.5, batch_size=512))
+      inference=common.ascent(20, 0.5), threshold=0.5, batch_size=512,
+      score_live_params=True,   # with ema_decay > 0: also score the live ones
+      fcn=common.hybrid_off(ml_collections.ConfigDict(dict(
+          name='mlc_classifier', num_labels=c.model.num_labels,
+          feature_sizes=(150,))))))
 
   c.log_every_steps = 1000
   c.eval_every_steps = 10 * STEPS_PER_EPOCH

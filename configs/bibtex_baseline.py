@@ -24,6 +24,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                      "'mlp', optionally with ',smoke'")
   c = ml_collections.ConfigDict()
   c.task = 'multilabel'
+  c.method = 'baseline'   # per-label cross-entropy (methods/baseline.py)
   c.seed = 0
   # Data-parallel devices: 0 = every device of every host (the batch is split
   # over them; batch_size must be a multiple of their number).
@@ -41,8 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_train_steps = 1392 if kind == 'logreg' else 2088
   c.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=1e-3, momentum=0.0, schedule='constant',
-      warmup_steps=0, weight_decay=1e-3 if kind == 'logreg' else 0.0,
-      grad_clip_norm=0.0))
+      decay_steps=(), decay_factor=0.1,
+      weight_decay=1e-3 if kind == 'logreg' else 0.0, grad_clip_norm=0.0))
   c.ema_decay = 0.0   # a moving average of the parameters (train.py)
   c.eval = ml_collections.ConfigDict(dict(threshold=0.5, batch_size=512))
   c.log_every_steps = 1000

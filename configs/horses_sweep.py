@@ -56,14 +56,6 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
       'chains_b64_ema': {**pts1, 'batch_size': 64,
                          'tuples.inference_chains': True,
                          'tuples.chain_steps': 4, 'ema_decay': 0.999},
-      # Colour jitter: level with chains_b64_ema at 4000 steps on the CPU
-      # (docs/horses.md); whether it pays in a long run is open.
-      'chains_b64_ema_jitter': {**pts1, 'batch_size': 64,
-                                'tuples.inference_chains': True,
-                                'tuples.chain_steps': 4, 'ema_decay': 0.999,
-                                'augment.brightness': 0.2,
-                                'augment.contrast': 0.2,
-                                'augment.saturation': 0.2},
       # Chains of 30 ascent steps (the test-time length; 6 a train step,
       # so 5 tuples a trajectory as in chains_b64_ema): on val on the CPU
       # ahead of chains_b64_ema at 2000 and 4000 steps, level at 6000

@@ -20,9 +20,8 @@ from configs import lfw
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = lfw.get_config(arg)
   fcn = horses_fcn.get_config(arg)
-  for field in ('model', 'batch_size', 'optimizer', 'num_train_steps',
-                'eval_every_steps'):
+  for field in ('method', 'model', 'batch_size', 'optimizer',
+                'num_train_steps', 'eval_every_steps'):
     c[field] = fcn[field]
-  c.model.num_classes = c.num_classes
   c.eval.batch_size = fcn.eval.batch_size
   return c

@@ -14,15 +14,8 @@ the files with commas instead (`--params=/tmp/run1.npz,/tmp/run2.npz`,
 also `eval.fcn.params` and `start.params`) loads the same ensemble without
 writing it.
 
-`--average` writes the mean of the files' parameters instead, one network:
-checkpoint averaging of snapshots of one run (each exported from a copy of
-the workdir that holds only that step's checkpoint):
-
-  python -m dvn_jax.ensemble --average --output=/tmp/avg.npz \
-      /tmp/step12000.npz /tmp/step13000.npz /tmp/step14000.npz
-
 `--member=K` with one ensemble file writes its member K alone (to continue
-training that network: `--config.init_from=FILE --config.init_layers=all`):
+training that network: `--config.init_from=FILE`):
 
   python -m dvn_jax.ensemble --member=0 --output=/tmp/m0.npz \
       released/horses_dvn_long_pair.npz
@@ -57,9 +50,6 @@ _DTYPE = flags.DEFINE_enum(
 _MEMBER = flags.DEFINE_integer(
     'member', None, 'Write this member (0, 1, ...) of one ensemble file '
     'alone, instead of stacking files.')
-_AVERAGE = flags.DEFINE_bool(
-    'average', False, "Write the mean of the files' parameters (snapshots of "
-    'one run) instead of stacking them.')
 flags.mark_flags_as_required(['output'])
 
 
@@ -94,30 +84,28 @@ def main(argv):
     files.check_output_file(_OUTPUT.value, '--output')
   sections = parse_sections(paths)
   if sections is not None:
-    if member is not None or _AVERAGE.value:
-      cli.fail('MODEL=FILES arguments take neither --member nor --average')
+    if member is not None:
+      cli.fail('MODEL=FILES arguments do not take --member')
     with cli.reporting_errors():
       param_files.save_sections(
           {name: param_files.read_params_list(files)
            for name, files in sections.items()}, _OUTPUT.value, _DTYPE.value)
     print(f'wrote {_OUTPUT.value} (models {", ".join(sections)})')
     return
-  if member is not None and (len(paths) != 1 or _AVERAGE.value):
-    cli.fail('--member takes one ensemble file, without --average')
+  if member is not None and len(paths) != 1:
+    cli.fail('--member takes one ensemble file')
   if member is None and len(paths) < 2:
     cli.fail('name two or more parameter files (--mode=export of each run)')
   with cli.reporting_errors():
     if member is not None:
       params = param_files.member_params(paths[0], member)
-    elif _AVERAGE.value:
-      params = param_files.average_params(paths)
     else:
       params = param_files.stack_params(paths)
     param_files.save_params(params, _OUTPUT.value, _DTYPE.value)
   if member is not None:
     written = f'member {member} of {paths[0]}'
   else:
-    written = f"{len(paths)} {'averaged' if _AVERAGE.value else 'members'}"
+    written = f'{len(paths)} members'
   print(f'wrote {_OUTPUT.value} ({written})')
 
 

@@ -34,6 +34,7 @@ from dvn_jax import predictors
 from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.datasets import horses
+from dvn_jax.tasks import segmentation
 from dvn_jax.errors import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'DVN config.',
@@ -140,11 +141,12 @@ def main(argv):
   with cli.reporting_errors():
     files.check_output_dir(_OUTPUT_DIR.value, '--output_dir')
     config = _CONFIG.value
-    if (tasks.task_name(config) != 'segmentation' or
-        tasks.num_classes(config) != 1):
+    builders.check_config(config)
+    task = tasks.get(config)
+    if (not isinstance(task, segmentation.Segmentation) or
+        task.num_classes != 1):
       raise ConfigError('dvn_jax.figures draws the horse figures: pass a '
                         'binary segmentation config (configs/horses.py)')
-    builders.check_config(config)
     data = horses.load_weizmann_horses(config.data.path or None)
     test = data['test']
     if not 1 <= _NUM_IMAGES.value <= len(test.images):
@@ -159,6 +161,7 @@ def main(argv):
       fcn_config = _FCN_CONFIG.value
       if fcn_config is None:
         raise ConfigError('--fcn_workdir/--fcn_params need --fcn_config')
+      builders.check_config(fcn_config)
       fcn = (fcn_config, *load_model(fcn_config, _FCN_WORKDIR.value,
                                      _FCN_PARAMS.value))
     figures = {

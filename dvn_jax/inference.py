@@ -55,8 +55,9 @@ class ValueFn:
   `start(x)`, when given, is the start point y(0) of every ascent on x
   (a feed-forward network's soft output); None starts at P(0), the paper's.
   `prior(x)`, when given, is a log-linear prior on y: coefficients c(x) of
-  y's shape, and the ascent climbs v(x, y) + sum(c(x) * y) (`objective_fn`;
-  an FCN's log-likelihood of y, `fcn_starts.make_eval_prior_fn`; ours).
+  y's shape, and the ascent climbs v(x, y) + sum(c(x) * y) (`objective_fn`).
+  Both are set by `hybrid.with_fcn` (ours); the paper's value net has
+  neither.
   """
   logits: Callable[[Any, Array], Array]
   encode: Callable[[Array], Any] = _identity
@@ -67,34 +68,10 @@ class ValueFn:
     return self.logits(self.encode(x), y)
 
 
-def stages(logit_fn: LogitFn) -> tuple[Callable[[Array], Any],
-                                       Callable[[Any, Array], Array]]:
-  """(encode, logits) of a ValueFn; (identity, logit_fn) of a plain one."""
-  if isinstance(logit_fn, ValueFn):
-    return logit_fn.encode, logit_fn.logits
-  return _identity, logit_fn
-
-
-def mean_value_fn(members: list[ValueFn]) -> ValueFn:
-  """One ValueFn for an ensemble of value networks: its value is the
-  members' mean value, sigmoid(logits) = mean_k sigmoid(logits_k), so one
-  ascent climbs the mean (ours; a mask any one member overrates is held
-  back by the others). Each member encodes x once; the start is the first
-  member's."""
-  log_n = math.log(len(members))
-
-  def encode(x: Array) -> tuple[Any, ...]:
-    return tuple(member.encode(x) for member in members)
-
-  def logits(features: tuple[Any, ...], y: Array) -> Array:
-    member_logits = jnp.stack([member.logits(f, y)
-                               for member, f in zip(members, features)])
-    # logit of the mean sigmoid, in log space: log p - log(1 - p).
-    log_p = jax.nn.logsumexp(jax.nn.log_sigmoid(member_logits), 0) - log_n
-    log_q = jax.nn.logsumexp(jax.nn.log_sigmoid(-member_logits), 0) - log_n
-    return log_p - log_q
-
-  return ValueFn(logits, encode, members[0].start, members[0].prior)
+def as_value_fn(logit_fn: LogitFn) -> ValueFn:
+  """A ValueFn as it is; a plain logit function (x, y) -> (B,) as a ValueFn
+  of one stage, without start or prior."""
+  return logit_fn if isinstance(logit_fn, ValueFn) else ValueFn(logit_fn)
 
 
 def project_box(y: Array) -> Array:
@@ -141,9 +118,7 @@ class AscentSpec:
   Attributes:
     num_steps: number of ascent steps T.
     step_size: eta in Eq. 8.
-    projection: name in PROJECTIONS.
-    ascend: 'value' ascends sigmoid(logit) as Eq. 8 writes it; 'logit' ascends
-      the logit, whose gradient does not vanish where the value saturates.
+    projection: name in PROJECTIONS (the task's output set).
     unroll: `lax.scan` unroll factor; True unrolls fully (fastest on CPU, where
       convolutions inside a rolled loop leave XLA's fast path).
     noise_std: standard deviation of Gaussian noise added to y at every step
@@ -153,16 +128,12 @@ class AscentSpec:
   num_steps: int = 30
   step_size: float = 1.0
   projection: str = 'box'
-  ascend: str = 'value'
   unroll: int | bool = True
   noise_std: float = 0.0
 
   def __post_init__(self):
     if self.num_steps < 1:
       raise ConfigError(f'inference num_steps must be >= 1, got {self.num_steps}')
-    if self.ascend not in ('value', 'logit'):
-      raise ConfigError(
-          f"inference ascend must be 'value' or 'logit', got {self.ascend!r}")
     get_projection(self.projection)
     if self.unroll is not True and (isinstance(self.unroll, bool) or
                                     self.unroll < 1):
@@ -173,22 +144,16 @@ class AscentSpec:
                         f'{self.noise_std}')
 
 
-def objective_from_logits(logits: Array, ascend: str) -> Array:
-  return jax.nn.sigmoid(logits) if ascend == 'value' else logits
-
-
-def objective_fn(logit_fn: LogitFn, x: Array, spec: AscentSpec
-                 ) -> Callable[[Array], Array]:
+def objective_fn(logit_fn: LogitFn, x: Array) -> Callable[[Array], Array]:
   """y -> (B,) objective of the ascent on inputs x (B, ...): the value
-  (Eq. 8; its logit with spec.ascend='logit'), x encoded once, plus the
-  ValueFn's log-linear prior sum(c(x) * y) where it has one."""
-  encode, logits = stages(logit_fn)
-  features = encode(x)
-  prior_fn = getattr(logit_fn, 'prior', None)
-  coefficients = None if prior_fn is None else prior_fn(x)
+  v = sigmoid(logit) (Eq. 8), x encoded once, plus the ValueFn's log-linear
+  prior sum(c(x) * y) where it has one."""
+  value_fn = as_value_fn(logit_fn)
+  features = value_fn.encode(x)
+  coefficients = None if value_fn.prior is None else value_fn.prior(x)
 
   def objective(y: Array) -> Array:
-    value = objective_from_logits(logits(features, y), spec.ascend)
+    value = jax.nn.sigmoid(value_fn.logits(features, y))
     if coefficients is None:
       return value
     return value + jnp.sum((coefficients * y).reshape(y.shape[0], -1), axis=1)
@@ -248,7 +213,7 @@ def infer(logit_fn: LogitFn, x: Array, y0: Array, spec: AscentSpec,
           return_trajectory: bool = False, rng: Array | None = None
           ) -> tuple[Array, Array | None]:
   """Inference for inputs x of the value net's own size, from y0."""
-  return gradient_ascent(objective_fn(logit_fn, x, spec), y0, spec,
+  return gradient_ascent(objective_fn(logit_fn, x), y0, spec,
                          return_trajectory=return_trajectory, rng=rng)
 
 
@@ -338,7 +303,7 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
   batch, image_size = images.shape[0], images.shape[1]
   num_crops = len(offsets)
   x_crops = _flatten_crops(extract_crops(images, offsets, crop_size))
-  crop_objective = objective_fn(logit_fn, x_crops, spec)
+  crop_objective = objective_fn(logit_fn, x_crops)
   coverage = crop_coverage(offsets, crop_size, image_size)
 
   def objective(masks):
@@ -346,7 +311,7 @@ def infer_joint(logit_fn: LogitFn, images: Array, offsets: np.ndarray,
     return crop_objective(y_crops).reshape(batch, num_crops).sum(axis=1)
 
   shape = (batch, image_size, image_size, num_classes)
-  if getattr(logit_fn, 'start', None) is None:
+  if as_value_fn(logit_fn).start is None:
     y0 = start_point(shape, spec)
   else:   # the crops' start points, averaged where they overlap
     y0_crops = initial_point(logit_fn, x_crops, x_crops.shape[:-1] +
@@ -412,7 +377,7 @@ def initial_point(logit_fn: LogitFn, x: Array, shape: tuple[int, ...],
                   spec: AscentSpec) -> Array:
   """y(0) of an ascent on inputs x: the ValueFn's `start(x)`, projected
   onto the output set, or `start_point` (P(0)) if it has none."""
-  start = getattr(logit_fn, 'start', None)
+  start = as_value_fn(logit_fn).start
   if start is None:
     return start_point(shape, spec)
   y0 = start(x)

@@ -1,4 +1,4 @@
-"""Small in-memory datasets -> batches; crops, flips and jitter on device.
+"""Small in-memory datasets -> batches; crops and flips on device.
 
 The datasets of the paper are tiny (200 training images), so they live on
 the device whole. The host only draws which examples form a batch, from a
@@ -77,71 +77,6 @@ def _crop_pairs(cut, images: Array, masks: Array, flips: Array,
     return crop[..., :channels], crop[..., channels:]
 
   return jax.vmap(one)(images, masks, flips, *params)
-
-
-def random_scaled_crops(rng: Array, images: Array, masks: Array,
-                        crop_size: int, flip: bool, scale: float
-                        ) -> tuple[Array, Array]:
-  """`random_crops` with scale jitter: each crop covers crop_size / s input
-  pixels, s uniform in [1 - scale, 1 + scale] (at least crop_size over the
-  image's side, so the crop stays inside), at a uniform sub-pixel offset,
-  resampled bilinearly to crop_size x crop_size.
-
-  The resampled masks are made hard again: one channel thresholded at 0.5,
-  several (one-hot classes) to the one-hot of their argmax.
-  """
-  batch, height, width, _ = images.shape
-  rng_scale, rng_row, rng_col, rng_flip = jax.random.split(rng, 4)
-  smallest = crop_size / min(height, width)
-  s = jnp.maximum(jax.random.uniform(rng_scale, (batch,), minval=1 - scale,
-                                     maxval=1 + scale), smallest)
-  extent = crop_size / s                       # input pixels the crop covers
-  rows = jax.random.uniform(rng_row, (batch,)) * (height - extent)
-  cols = jax.random.uniform(rng_col, (batch,)) * (width - extent)
-  flips = jax.random.bernoulli(rng_flip, 0.5, (batch,)) & flip
-
-  def cut(both, s, row, col):
-    return jax.image.scale_and_translate(
-        both, (crop_size, crop_size, both.shape[-1]), (0, 1),
-        jnp.stack([s, s]), jnp.stack([-row * s, -col * s]),
-        method='linear', antialias=False)
-
-  x, soft = _crop_pairs(cut, images, masks, flips, s, rows, cols)
-  if soft.shape[-1] == 1:
-    return x, (soft >= 0.5).astype(soft.dtype)
-  return x, jax.nn.one_hot(soft.argmax(-1), soft.shape[-1], dtype=soft.dtype)
-
-
-def color_jitter(rng: Array, images: Array, brightness: float,
-                 contrast: float, saturation: float) -> Array:
-  """Random photometric changes, one draw per image; images in [0, 1].
-
-  images (B, H, W, 3). Each factor is uniform: saturation scales the
-  distance from the pixel's grey value by s in [1-saturation, 1+saturation],
-  contrast the distance from the image's mean by c in [1-contrast,
-  1+contrast], and brightness adds b in [-brightness, brightness]; the
-  result is clipped to [0, 1]. 0 turns a change off (zeros return images).
-  """
-  draw_shape = (images.shape[0], 1, 1, 1)
-  rng_s, rng_c, rng_b = jax.random.split(rng, 3)
-
-  def factor(key: Array, amount: float) -> Array:
-    return jax.random.uniform(key, draw_shape, minval=1.0 - amount,
-                              maxval=1.0 + amount)
-
-  out = images
-  if saturation:
-    grey = out.mean(axis=-1, keepdims=True)
-    out = grey + factor(rng_s, saturation) * (out - grey)
-  if contrast:
-    mean = out.mean(axis=(1, 2, 3), keepdims=True)
-    out = mean + factor(rng_c, contrast) * (out - mean)
-  if brightness:
-    out = out + jax.random.uniform(rng_b, draw_shape, minval=-brightness,
-                                   maxval=brightness)
-  if saturation or contrast or brightness:
-    out = jnp.clip(out, 0.0, 1.0)
-  return out
 
 
 def pad_to_multiple(array: np.ndarray, multiple: int) -> np.ndarray:

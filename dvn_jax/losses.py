@@ -1,5 +1,4 @@
-"""Regression losses between value logits and oracle values (paper Eq. 11),
-and a soft-IoU loss for the FCN baseline (ours)."""
+"""Regression losses between value logits and oracle values (paper Eq. 11)."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dvn_jax import oracles
 from dvn_jax.errors import ConfigError
 
 Array = jax.Array
@@ -21,13 +19,6 @@ def cross_entropy(logits: Array, v_star: Array) -> Array:
 def squared_error(logits: Array, v_star: Array) -> Array:
   """(v - v*)^2 with v = sigmoid(logits); the paper's L2 alternative; (B,)."""
   return jnp.square(jax.nn.sigmoid(logits) - v_star)
-
-
-def soft_iou_loss(logits: Array, masks: Array) -> Array:
-  """Mean over the batch of 1 - relaxed IoU (Eq. 6, 9, 10) between the
-  sigmoid of per-pixel logits (B, H, W, 1) and the true masks: the task's
-  score made differentiable, added to a per-pixel classifier's loss."""
-  return jnp.mean(1.0 - oracles.iou(jax.nn.sigmoid(logits), masks))
 
 
 LOSSES = {'cross_entropy': cross_entropy, 'l2': squared_error}

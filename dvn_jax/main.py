@@ -91,7 +91,7 @@ def main(argv):
       print(f'wrote {_PARAMS.value}')
       return
   if metrics and jax.process_index() == 0:
-    print(f'{split}: {train.format_metrics(metrics)}')
+    print(f'{split}: {train.format_metrics(metrics, _CONFIG.value)}')
 
 
 if __name__ == '__main__':

@@ -395,38 +395,3 @@ class MultiLabelClassifier(nn.Module):
     h = FeatureNet(self.feature_sizes, self.dropout_rate,
                    name='features')(x, train=train)
     return nn.Dense(self.num_labels, name='out')(h)
-
-
-MODELS = {'value_net': SegmentationValueNet, 'fcn': FCN,
-          'two_stream_value_net': TwoStreamValueNet,
-          'mlc_value_net': MultiLabelValueNet,
-          'mlc_classifier': MultiLabelClassifier}
-# Models that predict per-output logits directly (trained with per-output
-# cross-entropy, no inference): the baselines.
-CLASSIFIERS = frozenset({'fcn', 'mlc_classifier'})
-
-
-def create_model(name: str, **kwargs) -> nn.Module:
-  """Builds the model called `name` (a key of MODELS)."""
-  if name not in MODELS:
-    raise ConfigError(f'unknown model {name!r}; choose one of {sorted(MODELS)}')
-  try:
-    return MODELS[name](**kwargs)
-  except TypeError as e:
-    raise ConfigError(f'bad config.model for {name!r}: {e}') from None
-
-
-def init_params_for_shapes(model: nn.Module, rng: Array,
-                           x_shape: tuple[int, ...],
-                           y_shape: tuple[int, ...]) -> dict:
-  """Initial parameters for one input of shape x_shape and output y_shape."""
-  x = jnp.zeros((1,) + tuple(x_shape), jnp.float32)
-  y = jnp.zeros((1,) + tuple(y_shape), jnp.float32)
-  return model.init({'params': rng}, x, y, train=False)['params']
-
-
-def init_params(model: nn.Module, rng: Array, crop_size: int,
-                num_classes: int = 1) -> dict:
-  """Initial parameters for square crops of `crop_size` pixels."""
-  return init_params_for_shapes(model, rng, (crop_size, crop_size, 3),
-                                (crop_size, crop_size, num_classes))

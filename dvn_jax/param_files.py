@@ -186,6 +186,13 @@ def read_params(path: str) -> dict[str, np.ndarray]:
   return _dequantized(_select_section(arrays, file, section))
 
 
+def files_exist(paths: str) -> bool:
+  """Whether each parameter file of `paths` (one, or a.npz,b.npz:
+  `param_file_names`; 'c.npz:model' names c.npz) is there."""
+  return all(os.path.isfile(split_section(path)[0])
+             for path in param_file_names(paths))
+
+
 def param_file_names(paths: str) -> list[str]:
   """The files of a parameter-file argument: one, or several named with
   commas ('a.npz,b.npz'), each maybe one model of a file ('c.npz:dvn')."""
@@ -240,7 +247,7 @@ def _members(arrays: Flat) -> list[Flat]:
 
 def member_params(path: str, index: int) -> dict[str, np.ndarray]:
   """Member `index` of an ensemble file, by flat name: one network's file
-  again, e.g. to continue training it (`init_layers=all`)."""
+  again, e.g. to continue training it (`init_from`)."""
   members = _members(read_params(path))
   if len(members) == 1:
     raise CheckpointError(f'{path} holds one network, not an ensemble; use '
@@ -265,59 +272,3 @@ def stack_params(paths: list[str]) -> dict[str, np.ndarray]:
                             'an ensemble needs networks of one config')
   return {**{k: np.stack([arrays[k] for arrays in files]) for k in files[0]},
           MEMBERS_KEY: np.array(len(files))}
-
-
-def average_params(paths: list[str]) -> dict[str, np.ndarray]:
-  """The mean of several parameter files of one model, by flat name, in
-  float32: checkpoint (weight) averaging, for snapshots of one run; the
-  weights of separately trained networks do not average into a network."""
-  return {k: v.astype(np.float64).mean(0).astype(np.float32)
-          for k, v in stack_params(paths).items() if k != MEMBERS_KEY}
-
-
-def warm_start(params: Any, path: str, prefix: str = 'tower/'
-               ) -> tuple[Any, list[str]]:
-  """Copies the `prefix` layers of a `save_params` file into `params`.
-
-  Used to start the value net from a trained FCN's convolutional tower (the
-  two share `tower/conv*`). A kernel whose input has more channels than the
-  file's (the value net's first conv sees image + mask, the FCN's the image
-  alone) takes the file's weights for the leading channels and keeps its own
-  initialisation for the rest. prefix '' copies every layer, and then the
-  file must hold them all (continuing a value-net export). Returns the new
-  params and the names copied.
-  """
-  arrays = read_params(path)
-  if member_count(arrays) is not None:
-    raise CheckpointError(f'{path} is an ensemble of {member_count(arrays)} '
-                          'networks; start from one (python -m '
-                          'dvn_jax.ensemble --member=K)')
-  source = {k: v for k, v in arrays.items() if k.startswith(prefix)}
-  flat = dict(flax.traverse_util.flatten_dict(params, sep='/'))
-  copied = []
-  for name, value in sorted(source.items()):
-    if name not in flat:
-      continue
-    target = np.array(flat[name], np.float32)
-    if value.shape == target.shape:
-      target[...] = value
-    elif (value.ndim == 4 == target.ndim and value.shape[:2] == target.shape[:2]
-          and value.shape[3] == target.shape[3]
-          and value.shape[2] < target.shape[2]):
-      target[:, :, :value.shape[2], :] = value   # conv kernel: extra inputs
-    else:
-      raise CheckpointError(
-          f'{path}: {name} has shape {value.shape}, the model needs '
-          f'{target.shape}; warm-start from a model with the same tower')
-    flat[name] = target
-    copied.append(name)
-  if not copied:
-    raise CheckpointError(f'{path} has no {prefix!r} layers that this model '
-                          'has; warm-start from an FCN or value net export')
-  missing = sorted(set(flat) - set(copied))
-  if not prefix and missing:
-    raise CheckpointError(
-        f'{path} lacks {len(missing)} of this model\'s layers ({missing[0]}, '
-        '...); init_layers=all needs an export of the same model (an FCN '
-        'file starts the tower only: init_layers=tower)')
-  return flax.traverse_util.unflatten_dict(flat, sep='/'), copied

@@ -37,6 +37,7 @@ from dvn_jax import predictors
 from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.datasets import images
+from dvn_jax.tasks import segmentation
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DataError
 
@@ -122,11 +123,11 @@ def predict_files(config, workdir: str | None, paths: Sequence[str],
   """Segments each file; returns the mask paths written. Everything that
   can be refused is refused before the model loads; if the run fails after
   that, an output folder it created goes again."""
-  if tasks.task_name(config) != 'segmentation':
-    raise ConfigError(f'dvn_jax.predict segments images; this is a '
-                      f'{tasks.task_name(config)} config (score it with '
-                      'python -m dvn_jax.main --mode=evaluate)')
   builders.check_config(config)
+  if not isinstance(tasks.get(config), segmentation.Segmentation):
+    raise ConfigError(f'dvn_jax.predict segments images; this is a '
+                      f'{config.task} config (score it with python -m '
+                      'dvn_jax.main --mode=evaluate)')
   files.check_output_dir(output_dir, '--output_dir')
   targets = mask_paths(paths, output_dir)
   rgbs = [read_image(p, background) for p in paths]

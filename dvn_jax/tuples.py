@@ -12,10 +12,7 @@ outputs y and their oracle values v* = oracle(y, y*):
 - interpolated (ours, not the paper's): a random point of the segment from
   an inference output y-hat to y*, y = y-hat + a (y* - y-hat), a ~ U(0, 1):
   the outputs between where inference ends and the truth, whose values
-  decide whether the ascent moves on towards y*;
-- extrapolated (ours): the same line continued past y-hat, away from y*,
-  y = y-hat + a (y-hat - y*), projected: outputs worse than the net's own,
-  where its ascent would overshoot.
+  decide whether the ascent moves on towards y*.
 
 `generate_tuples` splits a batch between the generators in fixed, static
 proportions (the "mix"), so a train step compiles once.
@@ -46,12 +43,10 @@ from dvn_jax.errors import ConfigError
 
 Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
-              'interpolated', 'extrapolated')
-# The generators whose outputs are a point on the line through an inference
-# output y-hat and y* (`_from_inference`).
-FROM_INFERENCE = ('interpolated', 'extrapolated')
-ADVERSARIAL_STARTS = ('ground_truth', 'zeros', 'ground_truth_or_zeros',
-                      'inference', 'ground_truth_or_inference', 'stratified')
+              'interpolated')
+# 'ground_truth' (the paper's) or 'ground_truth_or_zeros' (a fair coin per
+# example; the authors' multi-label code).
+ADVERSARIAL_STARTS = ('ground_truth', 'ground_truth_or_zeros')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +55,7 @@ class TupleSpec:
 
   Attributes:
     mix: (generator, weight) pairs; the batch is split in these proportions.
-    oracle: 'iou' or 'f1'.
+    oracle: the task's oracle ('iou', 'f1' or 'pixel_accuracy').
     loss: regression loss that adversarial tuples maximise.
     inference_ascent: ascent settings of inference tuples.
     inference_pick: 'random' takes y(t) at a uniformly drawn t in 1..T per
@@ -69,9 +64,9 @@ class TupleSpec:
       steps; 'random' only). k > 1 runs k times fewer trajectories for the
       same number of inference tuples.
     temperature: tau of stratified sampling (paper: 0.05).
-    adversarial_ascent: ascent settings of adversarial tuples (`ascend`
-      is used with adversarial_objective 'value' only).
-    adversarial_start: where the adversarial ascent starts.
+    adversarial_ascent: ascent settings of adversarial tuples.
+    adversarial_start: where the adversarial ascent starts
+      (ADVERSARIAL_STARTS).
     adversarial_objective: 'loss' ascends the regression loss (the paper's
       Sec. 3.3); 'value' ascends the predicted value, as the authors'
       released multi-label code does.
@@ -158,20 +153,16 @@ def ground_truth_outputs(y_star: Array) -> Array:
 
 
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                      y_star: Array, spec: TupleSpec,
-                      y0: Array | None = None) -> Array:
+                      y_star: Array, spec: TupleSpec) -> Array:
   """Points on the inference trajectory from y(0) = P(0) (Sec. 3.3, Inference).
 
   Returns (B * inference_points, ...) outputs, trajectory-major: with
   'random' picking, each trajectory gives `inference_points` distinct steps
   drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
-  of the outputs (its values are not used). y(0) is `y0` when given (one
-  per example), else the start network's output if logit_fn has one
-  (`inference.initial_point`).
+  of the outputs (its values are not used).
   """
-  if y0 is None:
-    y0 = inference.initial_point(logit_fn, x, y_star.shape,
-                                 spec.inference_ascent)
+  y0 = inference.initial_point(logit_fn, x, y_star.shape,
+                               spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random',
@@ -275,57 +266,36 @@ def _per_example(mask: Array, like: Array) -> Array:
   return mask.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
-def adversarial_start_points(rng: Array, logit_fn: inference.LogitFn,
-                             x: Array, y_star: Array, spec: TupleSpec,
-                             y_hat: Array | None = None) -> Array:
-  """Where the adversarial ascents start (`spec.adversarial_start`).
-
-  'inference' starts from inference outputs: `y_hat` when given (the
-  chains' new points), else a fresh trajectory's point per example;
-  'ground_truth_or_zeros' and 'ground_truth_or_inference' start each
-  example from y* or the other, by a fair coin.
-  """
-  start = spec.adversarial_start
-  if start in ('inference', 'ground_truth_or_inference') and y_hat is None:
-    y_hat = inference_outputs(rng, logit_fn, x, y_star,
-                              dataclasses.replace(spec, inference_points=1))
-  if start == 'ground_truth':
+def adversarial_start_points(rng: Array, y_star: Array, spec: TupleSpec
+                             ) -> Array:
+  """Where the adversarial ascents start (`spec.adversarial_start`): y*,
+  or for 'ground_truth_or_zeros' y* or P(0), by a fair coin per example."""
+  if spec.adversarial_start == 'ground_truth':
     return y_star
-  if start == 'zeros':
-    return inference.start_point(y_star.shape, spec.adversarial_ascent)
-  if start == 'inference':
-    return y_hat
-  if start == 'stratified':
-    return stratified_outputs(rng, y_star, spec)
-  other = (y_hat if start == 'ground_truth_or_inference' else
-           inference.start_point(y_star.shape, spec.adversarial_ascent))
-  # (The zeros variant draws its coin from rng itself, as it always has, so
-  # its runs repeat; the other's rng is the trajectory's.)
-  coin_rng = rng if start == 'ground_truth_or_zeros' else jax.random.fold_in(
-      rng, 3)
-  coin = jax.random.bernoulli(coin_rng, 0.5, (y_star.shape[0],))
-  return jnp.where(_per_example(coin, y_star), y_star, other)
+  zeros = inference.start_point(y_star.shape, spec.adversarial_ascent)
+  coin = jax.random.bernoulli(rng, 0.5, (y_star.shape[0],))
+  return jnp.where(_per_example(coin, y_star), y_star, zeros)
 
 
 def adversarial_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                        y_star: Array, spec: TupleSpec,
-                        y_hat: Array | None = None) -> Array:
+                        y_star: Array, spec: TupleSpec) -> Array:
   """Gradient ascent on the regression loss w.r.t. y (Sec. 3.3, Adversarial).
 
   Finds outputs where v(x, y) over- or underestimates v*(y, y*) the most;
   the oracle term is differentiated too (the relaxed IoU/F1 are). It starts
-  at `adversarial_start_points` (y_hat: inference outputs to start from).
+  at `adversarial_start_points`. With adversarial_objective 'value' it
+  ascends the value instead (the authors' multi-label code).
   """
   oracle = oracles.get_oracle(spec.oracle)
   loss_fn = losses.get_loss(spec.loss)
-  y0 = adversarial_start_points(rng, logit_fn, x, y_star, spec, y_hat)
-  encode, logits = inference.stages(logit_fn)
-  features = encode(x)
+  y0 = adversarial_start_points(rng, y_star, spec)
+  value_fn = inference.as_value_fn(logit_fn)
+  features = value_fn.encode(x)
   if spec.adversarial_objective == 'value':
-    objective = lambda y: inference.objective_from_logits(
-        logits(features, y), spec.adversarial_ascent.ascend)
+    objective = lambda y: jax.nn.sigmoid(value_fn.logits(features, y))
   else:
-    objective = lambda y: loss_fn(logits(features, y), oracle(y, y_star))
+    objective = lambda y: loss_fn(value_fn.logits(features, y),
+                                  oracle(y, y_star))
   y, _ = inference.gradient_ascent(objective, y0, spec.adversarial_ascent,
                                    rng=jax.random.fold_in(rng, 2))
   return y
@@ -375,13 +345,12 @@ def init_chains(x_shape: tuple[int, ...], y_shape: tuple[int, ...],
 
 def advance_chains(rng: Array, logit_fn: inference.LogitFn,
                    chains: InferenceChains, x: Array, y_star: Array,
-                   spec: TupleSpec, y0: Array | None = None
-                   ) -> InferenceChains:
+                   spec: TupleSpec) -> InferenceChains:
   """Restarts finished chains on (x, y*), then ascends every chain.
 
-  Chain i, if its age is >= T, restarts from y(0) (`y0[i]` when given,
-  else `inference.initial_point`) on the new example (x[i], y*[i]); then every chain takes `chain_steps`
-  steps of Eq. 8 with the current network. The chains' new points are the inference tuples of
+  Chain i, if its age is >= T, restarts from y(0) on the new example
+  (x[i], y*[i]); then every chain takes `chain_steps` steps of Eq. 8 with
+  the current network. The chains' new points are the inference tuples of
   this train step: over a trajectory's life they are its points 1..T, each
   made by the network of the train step that took it.
   """
@@ -389,9 +358,8 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   restart = chains.age >= num_steps
   x = jnp.where(_per_example(restart, x), x, chains.x)
   y_star = jnp.where(_per_example(restart, y_star), y_star, chains.y_star)
-  if y0 is None:
-    y0 = inference.initial_point(logit_fn, x, chains.y.shape,
-                                 spec.inference_ascent)
+  y0 = inference.initial_point(logit_fn, x, chains.y.shape,
+                               spec.inference_ascent)
   y = jnp.where(_per_example(restart, y0), y0, chains.y)
   age = jnp.where(restart, chains.age - num_steps, chains.age)
   step_spec = dataclasses.replace(spec.inference_ascent,
@@ -407,57 +375,32 @@ def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:
   return y_hat + a * (y_star - y_hat)
 
 
-def extrapolate_from_truth(rng: Array, y_hat: Array, y_star: Array,
-                           spec: TupleSpec) -> Array:
-  """y-hat + a (y-hat - y*), one a ~ U(0, 1) per example, projected as the
-  inference ascent projects: past y-hat on the line from y*, so every
-  wrong entry of y-hat is more wrong (for the IoU and F1 oracles, v* at
-  most that of y-hat)."""
-  a = jax.random.uniform(rng, (y_hat.shape[0],) + (1,) * (y_hat.ndim - 1))
-  project = inference.get_projection(spec.inference_ascent.projection)
-  return project(y_hat + a * (y_hat - y_star))
-
-
-def _from_inference(name: str, rng: Array, y_hat: Array, y_star: Array,
-                    spec: TupleSpec) -> Array:
-  """The interpolated or extrapolated outputs of inference outputs y-hat."""
-  if name == 'interpolated':
-    return interpolate_to_truth(rng, y_hat, y_star)
-  return extrapolate_from_truth(rng, y_hat, y_star, spec)
-
-
 def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                         y_star: Array, spec: TupleSpec,
-                         y0: Array | None = None,
-                         name: str = 'interpolated') -> Array:
-  """Points between inference outputs of fresh trajectories and y* (or past
-  them, name 'extrapolated').
+                         y_star: Array, spec: TupleSpec) -> Array:
+  """Points between inference outputs of fresh trajectories and y*.
 
   y-hat is a point of each example's trajectory, picked as inference tuples
-  pick theirs (one point per example), from `y0` when given.
+  pick theirs (one point per example).
   """
   one_point = dataclasses.replace(spec, inference_points=1)
   y_hat = inference_outputs(jax.random.fold_in(rng, 1), logit_fn, x, y_star,
-                            one_point, y0)
-  return _from_inference(name, rng, y_hat, y_star, spec)
+                            one_point)
+  return interpolate_to_truth(rng, y_hat, y_star)
 
 
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
-                     x: Array, y_star: Array, spec: TupleSpec,
-                     y0: Array | None = None) -> Array:
-  """Outputs y of generator `name` for inputs x and ground truths y*; `y0`
-  (one per example, or None) starts the inference and interpolated
-  generators' trajectories."""
+                     x: Array, y_star: Array, spec: TupleSpec) -> Array:
+  """Outputs y of generator `name` for inputs x and ground truths y*."""
   if name == 'ground_truth':
     return ground_truth_outputs(y_star)
   if name == 'inference':
-    return inference_outputs(rng, logit_fn, x, y_star, spec, y0)
+    return inference_outputs(rng, logit_fn, x, y_star, spec)
   if name == 'stratified':
     return stratified_outputs(rng, y_star, spec)
   if name == 'adversarial':
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
-  if name in FROM_INFERENCE:
-    return interpolated_outputs(rng, logit_fn, x, y_star, spec, y0, name)
+  if name == 'interpolated':
+    return interpolated_outputs(rng, logit_fn, x, y_star, spec)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
 
@@ -478,8 +421,7 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
 def generate_tuples_with_chains(
     rng: Array, logit_fn: inference.LogitFn, x: Array, y_star: Array,
-    spec: TupleSpec, chains: InferenceChains | None,
-    starts: Array | None = None
+    spec: TupleSpec, chains: InferenceChains | None
     ) -> tuple[Array, Array, Array, InferenceChains | None]:
   """`generate_tuples`, the inference slice from `chains` when given.
 
@@ -488,46 +430,27 @@ def generate_tuples_with_chains(
   the interpolated slice interpolates between the chains' new points and
   their ground truths (chain i for its i-th tuple, cycling if the slice is
   larger), so it costs no ascent of its own; its examples then are the
-  chains'. So does the extrapolated slice (from chain K/2 on, K chains),
-  and the adversarial slice when its ascents start from
-  inference outputs (adversarial_start 'inference' or
-  'ground_truth_or_inference'). `starts` (B, ...), when given, is y(0) of
-  each example's inference trajectory (in place of logit_fn's start: the
-  cross-fitted starts of fcn_starts.crossfit_start_maps). Returns (x, y, v*,
-  the advanced chains).
+  chains'. Returns (x, y, v*, the advanced chains).
   """
-  def starts_of(rows: slice) -> Array | None:
-    return None if starts is None else starts[rows]
-
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
     if name == 'inference' and chains is not None:
       chains = advance_chains(jax.random.fold_in(rng, i), logit_fn, chains,
                               x[start:start + size],
-                              y_star[start:start + size], spec,
-                              starts_of(slice(start, start + size)))
+                              y_star[start:start + size], spec)
       xs.append(chains.x)
       ys.append(chains.y)
       y_stars.append(chains.y_star)
       start += size
       continue
-    starts_at_inference = (name in FROM_INFERENCE or (
-        name == 'adversarial' and spec.adversarial_start in
-        ('inference', 'ground_truth_or_inference')))
-    if starts_at_inference and chains is not None and chains.y.shape[0]:
-      # The extrapolated slice starts half-way through the chains, so that
-      # beside an interpolated slice it mostly draws other examples.
-      offset = chains.y.shape[0] // 2 if name == 'extrapolated' else 0
-      picks = (jnp.arange(size) + offset) % chains.y.shape[0]
-      x_i, y_star_i, y_hat = (chains.x[picks], chains.y_star[picks],
-                              chains.y[picks])
-      rng_i = jax.random.fold_in(rng, i)
-      xs.append(x_i)
+    if name == 'interpolated' and chains is not None and chains.y.shape[0]:
+      picks = jnp.arange(size) % chains.y.shape[0]
+      y_star_i = chains.y_star[picks]
+      xs.append(chains.x[picks])
       y_stars.append(y_star_i)
-      ys.append(adversarial_outputs(rng_i, logit_fn, x_i, y_star_i, spec,
-                                    y_hat) if name == 'adversarial' else
-                _from_inference(name, rng_i, y_hat, y_star_i, spec))
+      ys.append(interpolate_to_truth(jax.random.fold_in(rng, i),
+                                     chains.y[picks], y_star_i))
       start += size
       continue
     # Inference tuples may take several points of each trajectory: then
@@ -535,8 +458,7 @@ def generate_tuples_with_chains(
     repeats = spec.inference_points if name == 'inference' else 1
     sources = slice(start, start + -(-size // repeats))
     outputs = generate_outputs(name, jax.random.fold_in(rng, i), logit_fn,
-                               x[sources], y_star[sources], spec,
-                               starts_of(sources))
+                               x[sources], y_star[sources], spec)
     ys.append(outputs[:size])
     xs.append(jnp.repeat(x[sources], repeats, axis=0)[:size])
     y_stars.append(jnp.repeat(y_star[sources], repeats, axis=0)[:size])
