@@ -3,7 +3,7 @@
   python benchmarks/horses_time_to_accuracy.py --workdir=/tmp/tta \
       [--config=configs/horses.py] [--every=1000] [--members=1] \
       [--output=tta.md] [--fcn_config=configs/horses_fcn.py:ema \
-       --config.eval.fcn.start_scale=0.1 --config.eval.fcn.weight=0.4]
+       --config.eval.fcn.start_scale=0.1 --config.eval.fcn.prior_weight=2.35e-4]
 
 Trains the config (resuming in --workdir) in chunks of --every steps up to
 config.num_train_steps; after each chunk it scores the checkpoint on val and
@@ -21,7 +21,7 @@ With --fcn_config it first trains that FCN on the value net's training
 split (in <workdir>/fcn, exported to <workdir>/fcn.npz), scores it alone on
 val and test (the first row), and uses it at test time as
 config.eval.fcn.params (the value net's config sets the start scale and
-the mask weight); its training time starts the clock.
+the prior weight: dvn_jax/hybrid.py); its training time starts the clock.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from ml_collections import config_flags
 
 from dvn_jax import cli
 from dvn_jax import errors
-from dvn_jax import fcn_starts
 from dvn_jax import files
 from dvn_jax import train
 
@@ -117,11 +116,10 @@ def with_fcn(base, fcn_path: str):
   if fcn.params:
     raise errors.ConfigError(f'--fcn_config trains the FCN; drop '
                              f'--config.eval.fcn.params={fcn.params}')
-  if (fcn.weight <= 0 and fcn.start_scale <= 0 and
-      fcn_starts.eval_fcn_prior_weight(base) <= 0):
+  if fcn.start_scale <= 0 and fcn.prior_weight <= 0:
     raise errors.ConfigError(
-        '--fcn_config needs --config.eval.fcn.start_scale, weight or '
-        'prior_weight > 0, or the FCN is unused')
+        '--fcn_config needs --config.eval.fcn.start_scale or prior_weight '
+        '> 0, or the FCN is unused')
   config = base.copy_and_resolve_references()
   with config.unlocked():
     config.eval.fcn.params = fcn_path
@@ -232,9 +230,8 @@ def main(argv):
               if _MEMBERS.value > 1 else '')
   fcn = (f'; first an FCN ({_FCN_CONFIG.value.num_train_steps} steps, its '
          f'time counted), its mask at test time: start scale '
-         f'{_CONFIG.value.eval.fcn.start_scale}, weight '
-         f'{_CONFIG.value.eval.fcn.weight}, prior weight '
-         f'{fcn_starts.eval_fcn_prior_weight(_CONFIG.value)}'
+         f'{_CONFIG.value.eval.fcn.start_scale}, prior weight '
+         f'{_CONFIG.value.eval.fcn.prior_weight}'
          if _FCN_CONFIG.value is not None else '')
   machine.print_and_save(
       table(records), _OUTPUT.value,

@@ -151,7 +151,7 @@ def make_torch_predict(torch, net, image):
 
 def make_jax_step(config, images, masks):
   model = builders.create_model(config)
-  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
+  tx = builders.make_optimizer(config.optimizer)
   step = train.make_train_step(model, tx, config)
   holder = {'state': train.create_state(model, tx, config), 'i': 0}
 

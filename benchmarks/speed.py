@@ -59,9 +59,9 @@ def time_call(fn, *args) -> tuple[float, float]:
 def multilabel_speed(config) -> None:
   """Train step and batched test-split prediction, in examples/s."""
   data = train.load_data(config)
-  features, labels = train.train_arrays(data['train'])
+  features, labels = tasks.get(config).train_arrays(data['train'])
   model = builders.create_model(config)
-  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
+  tx = builders.make_optimizer(config.optimizer)
   step = train.make_train_step(model, tx, config)
   b = config.batch_size
   idx = input_pipeline.batch_indices(0, 0, len(features), b)
@@ -87,15 +87,16 @@ def multilabel_speed(config) -> None:
 
 def main(_):
   config = _CONFIG.value
+  builders.check_config(config)
   print(f'# {machine.describe()}')
-  if tasks.task_name(config) == 'multilabel':
+  if config.task == 'multilabel':
     multilabel_speed(config)
     return
   data = horses.load_weizmann_horses()['train']
   images = input_pipeline.images_to_float(data.images)
   masks = input_pipeline.masks_to_float(data.masks)
   model = builders.create_model(config)
-  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
+  tx = builders.make_optimizer(config.optimizer)
   state = train.create_state(model, tx, config)
   b = config.batch_size
   idx = input_pipeline.batch_indices(0, 0, len(images), b)
@@ -111,7 +112,7 @@ def main(_):
   steps = config.tuples.inference.num_steps
   ascent = (f'chains of {steps} inference steps, '
             f'{config.tuples.chain_steps} a train step'
-            if config.tuples.get('inference_chains') else
+            if config.tuples.inference_chains else
             f'{steps} inference steps')
   print(f'DVN train step, batch {b}, mix {mix}, {ascent}: '
         f'{1e3 * median:.0f} ms ({b / median:.0f} tuples/s; compile '

@@ -98,10 +98,10 @@ def with_settings(config, batch_size: int, unroll: int):
 def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   """Train step and prediction timings for one config."""
   model = builders.create_model(config)
-  tx = builders.make_optimizer(config.optimizer, config.num_train_steps)
+  tx = builders.make_optimizer(config.optimizer)
   rep = parallel.replicated(mesh)
   inputs, targets = (parallel.put(a, rep)
-                     for a in train.train_arrays(data['train']))
+                     for a in tasks.get(config).train_arrays(data['train']))
   state = parallel.put_tree(train.create_state(model, tx, config), rep)
   indices = parallel.put(input_pipeline.batch_indices(
       0, 0, len(inputs), config.batch_size), parallel.batch_sharded(mesh))
@@ -121,7 +121,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   params = holder['state'].params
   predict = predictors.make_predict_fn(model, config)
   split = data['test'] if 'test' in data else data['val']
-  if tasks.task_name(config) == 'segmentation':
+  if config.task == 'segmentation':
     batch = split.images[:config.eval.batch_size]
     work = (len(batch) * config.eval.num_crops *
             config.eval.inference.num_steps)        # crop-steps
@@ -138,9 +138,10 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
 def main(_):
   jax.config.update('jax_default_matmul_precision', _PRECISION.value)
   config = _CONFIG.value
-  segmentation = tasks.task_name(config) == 'segmentation'
+  builders.check_config(config)
+  segmentation = config.task == 'segmentation'
   data = train.load_data(config)
-  mesh = parallel.make_mesh(config.get('num_devices', 0))
+  mesh = parallel.make_mesh(config.num_devices)
   platform = jax.devices()[0].platform
   n = _PEAK_N.value or (2048 if platform == 'cpu' else 8192)
   peak = matmul_peak(n, _REPEATS.value)

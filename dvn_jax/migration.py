@@ -122,12 +122,15 @@ def _drop(config: ml_collections.ConfigDict, path: str) -> None:
       _drop(config, path.rsplit('.', 1)[0])   # an emptied block goes too
 
 
-def _removed(path: str, value: Any) -> ConfigError:
+def _removed(path: str, value: Any, field_left: bool = False) -> ConfigError:
+  """The one-line refusal of a removed field (or, `field_left`, a removed
+  value of a field that stays)."""
+  fix = ('set it to a value the config files use' if field_left else
+         'delete the field from your config')
   return ConfigError(
-      f'bad config: {path}={value!r} was removed from the library (the '
-      'variant lost or tied on val; docs/horses.md and docs/multilabel.md, '
-      'Findings, name the commit where it last existed); delete the field '
-      'from your config')
+      f'bad config: {path}={value!r} was removed from the library (it lost '
+      'or tied on val; the Findings of docs/horses.md and docs/multilabel.md '
+      f'name the commit where it last existed); {fix}')
 
 
 def _migrate_eval_fcn(config: ml_collections.ConfigDict) -> None:
@@ -169,15 +172,15 @@ def migrate(config: ml_collections.ConfigDict) -> None:
           _drop(config, path)
     if _has(config, 'init_layers') and config.init_from and (
         config.init_layers != 'all'):
-      raise _removed('init_layers', config.init_layers)
+      raise _removed('init_layers', config.init_layers)   # ('all' stays)
     for path in REMOVED_ANY + ('start.model', 'start'):
       _drop(config, path)
     start = config.get('tuples', {}).get('adversarial_start')
     if start in REMOVED_ADVERSARIAL_STARTS:
-      raise _removed('tuples.adversarial_start', start)
+      raise _removed('tuples.adversarial_start', start, field_left=True)
     if _has(config, 'optimizer.schedule') and (
         config.optimizer.schedule == 'cosine'):
-      raise _removed('optimizer.schedule', 'cosine')
+      raise _removed('optimizer.schedule', 'cosine', field_left=True)
     _drop_task_owned(config)
 
 

@@ -90,7 +90,7 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
     tmp_path):
   run_dir, output = tmp_path / 'run', tmp_path / 'tta.md'
   fcn_flags = ('--config.eval.fcn.start_scale=0.1',
-               '--config.eval.fcn.weight=0.4')
+               '--config.eval.fcn.prior_weight=2.35e-4')
   for _ in range(2):  # the second run finds both done: no FCN trained again
     result = run_python(
         benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
@@ -107,7 +107,7 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
   fcn_config = json.loads((run_dir / 'fcn' / 'config.json').read_text())
   assert fcn_config['data']['train_split'] == 'trainval'
   # The value net's test score is the one its checkpoint gets with the FCN
-  # file at the same start and weight.
+  # file at the same start and prior.
   evaluated = run_python('-m', 'dvn_jax.main', HORSES_SMOKE,
                          f'--workdir={run_dir}', '--mode=evaluate',
                          f'--config.eval.fcn.params={run_dir / "fcn.npz"}',
@@ -146,7 +146,7 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
                       fcn_smoke, f'--workdir={tmp_path / "unused"}')
   assert unused.returncode != 0
   assert unused.stderr.strip().splitlines()[-1] == (
-      'error: --fcn_config needs --config.eval.fcn.start_scale, weight or '
+      'error: --fcn_config needs --config.eval.fcn.start_scale or '
       'prior_weight > 0, or the FCN is unused')
   named = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
                      fcn_smoke, *fcn_flags, '--config.eval.fcn.params=x.npz',
@@ -227,18 +227,17 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   output = tmp_path / 'test_time.md'
   result = run_python(script, config, f'--workdir={workdir}',
                       '--variants=default,crops9', '--thresholds=0.4,0.5',
-                      '--num_images=3', '--decoders=expected_iou,critic',
-                      f'--output={output}')
+                      '--num_images=3', f'--output={output}')
   assert result.returncode == 0, result.stderr[-2000:]
   lines = output.read_text().splitlines()
   assert ('| variant | test-time change | threshold 0.4 | threshold 0.5 | '
-          'expected_iou | critic | seconds |') in lines
+          'seconds |') in lines
   rows = [line for line in lines
           if line.startswith('| ') and not line.startswith(('| variant',
                                                             '| ---'))]
   assert [row.split('|')[1].strip() for row in rows] == ['default', 'crops9']
   assert '`eval.num_crops=9`' in rows[1]
-  cells = rows[0].split('|')[3:7]   # 2 thresholds, 2 decoders: mean / global
+  cells = rows[0].split('|')[3:5]   # 2 thresholds: mean / global
   for cell in cells:
     mean, global_ = (float(v) for v in cell.split('/'))
     assert 0.0 <= mean <= 100.0 and 0.0 <= global_ <= 100.0
@@ -249,10 +248,6 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
                        '--variants=crops10')
   assert unknown.returncode == 1
   assert unknown.stderr.strip().startswith("error: unknown variant(s) ['crops10']")
-  unknown = run_python(script, config, f'--workdir={workdir}',
-                       '--decoders=argmax')
-  assert unknown.returncode == 1
-  assert unknown.stderr.strip().startswith("error: unknown decoder(s) ['argmax']")
   trainval_run = tmp_path / 'trainval_run'
   trainval_run.mkdir()
   (trainval_run / 'config.json').write_text(
@@ -270,7 +265,7 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   assert stacked.returncode == 0, stacked.stderr[-2000:]
   from_file = run_python(script, config, f'--params={pair_file}',
                          '--variants=default', '--thresholds=0.4,0.5',
-                         '--num_images=3', '--decoders=expected_iou,critic')
+                         '--num_images=3')
   assert from_file.returncode == 0, from_file.stderr[-2000:]
   # Two copies of one network average to its own masks and ratings: the
   # same scores.
@@ -283,71 +278,3 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   neither = run_python(script, config)
   assert neither.returncode == 1
   assert neither.stderr.strip().startswith('error: pass either --workdir')
-
-
-DECODER_CHECKS = f'''
-import itertools, sys
-sys.path.insert(0, {str(REPO / 'benchmarks')!r})
-import numpy as np
-import horses_test_time as h
-rng = np.random.default_rng(0)
-for _ in range(20):   # the top-k rule is the best of all 2^8 masks
-  soft = rng.uniform(size=(1, 2, 4)) ** 2
-  flat = soft.ravel()
-  ratios = {{bits: flat[np.array(bits, bool)].sum()
-            / (sum(bits) + flat[~np.array(bits, bool)].sum())
-            for bits in itertools.product((0, 1), repeat=8)}}
-  best = np.array(max(ratios, key=ratios.get), bool)
-  assert (h.expected_iou_masks(soft).ravel() == best).all()
-assert not h.expected_iou_masks(np.zeros((1, 2, 2))).any()
-soft = np.linspace(0, 1, 16).reshape(1, 4, 4)
-by_size = lambda image, cands: -abs(cands.sum(axis=(1, 2)) - 6.0)
-picked = h.critic_masks(by_size, [None], soft, [0.3, 0.5, 0.7], 0.5)
-assert picked.sum() == 5   # >= 0.7: 5 pixels, the size nearest 6
-flat_rate = lambda image, cands: np.zeros(len(cands))
-picked = h.critic_masks(flat_rate, [None], soft, [0.3, 0.45, 0.7], 0.5)
-assert (picked == (soft >= 0.45)).all()   # a tie: the nearest to 0.5
-print('ok')
-'''
-
-
-def test_test_time_decoders_expected_iou_and_critic():
-  """expected_iou_masks is the best mask of the ratio of expectations (brute
-  force over every mask of 8 pixels); critic_masks takes the rated best
-  threshold, ties to the one nearest the preferred."""
-  result = run_python('-c', DECODER_CHECKS)
-  assert result.returncode == 0 and result.stdout.strip() == 'ok', \
-      result.stderr[-2000:]
-
-
-def test_test_time_script_mixes_fcn_masks_as_evaluation_does(tmp_path):
-  """--fcn_weights mixes one inference's masks with the FCNs' at each weight;
-  each weight must score what the config's own eval.fcn.weight scores."""
-  workdir, fcn_dir = tmp_path / 'run', tmp_path / 'fcn'
-  fcn_config = f'--config={REPO / "configs" / "horses_fcn.py"}:smoke'
-  fcn_file = tmp_path / 'fcn.npz'
-  for args in ((HORSES_SMOKE, f'--workdir={workdir}'),
-               (fcn_config, f'--workdir={fcn_dir}'),
-               (fcn_config, f'--workdir={fcn_dir}', '--mode=export',
-                f'--params={fcn_file}')):
-    done = run_python('-m', 'dvn_jax.main', *args)
-    assert done.returncode == 0, done.stderr[-2000:]
-  script = benchmark('horses_test_time.py')
-  common = (HORSES_SMOKE, f'--workdir={workdir}', '--variants=crops9',
-            '--thresholds=0.4,0.5', '--num_images=3',
-            f'--config.eval.fcn.params={fcn_file}',
-            '--config.eval.fcn.start_scale=0.1')
-  swept = run_python(script, *common, '--fcn_weights=0.0,0.6')
-  assert swept.returncode == 0, swept.stderr[-2000:]
-  lines = dict(re.findall(r'^(crops9, FCN w [\d.]+): (.*) \(', swept.stdout,
-                          re.M))
-  assert set(lines) == {'crops9, FCN w 0', 'crops9, FCN w 0.6'}
-  for weight in ('0', '0.6'):
-    alone = run_python(script, *common, f'--config.eval.fcn.weight={weight}')
-    assert alone.returncode == 0, alone.stderr[-2000:]
-    expected = re.search(r'^crops9: (.*) \(', alone.stdout, re.M).group(1)
-    assert lines[f'crops9, FCN w {weight}'] == expected
-  no_fcn = run_python(script, HORSES_SMOKE, f'--workdir={workdir}',
-                      '--fcn_weights=0.5')
-  assert no_fcn.returncode == 1
-  assert no_fcn.stderr.strip().startswith('error: --fcn_weights needs')

@@ -2,6 +2,7 @@
 one-line errors; the config files' options."""
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -22,12 +23,15 @@ from dvn_jax.errors import ConfigError
     ('optimizer.name', 'rmsprop', 'optimizer.name'),
     ('tuples.mix.inference', -0.5, 'weights'),
     ('init_from', '/nonexistent/fcn.npz', 'init_from file not found'),
-    ('init_layers', 'heads', 'init_layers must be one of'),
     ('ema_decay', 1.0, 'ema_decay'),
-    ('tuples.echo', 0, 'tuples.echo must be an integer >= 1'),
-    ('augment.scale', 1.0, r'augment.scale must be in \[0, 1\)'),
-    ('augment.contrast', -0.1, 'augment.contrast must be >= 0'),
-    ('start.params', '/nonexistent/fcn.npz', 'start.params file not found'),
+    ('eval.fcn.params', '/nonexistent/fcn.npz', 'eval.fcn.params file not'),
+    ('method', 'spen', "unknown method 'spen'"),
+    ('method', 'baseline', "method 'baseline' needs a baseline network"),
+    ('model.name', 'resnet', "unknown model 'resnet' for segmentation"),
+    ('task', 'no_such_module', "unknown task 'no_such_module'"),
+    ('tuples.adversarial_start', 'zeros', "'zeros' was removed"),
+    ('optimizer.schedule', 'cosine', "'cosine' was removed"),
+    ('optimizer.schedule', 'linear', "optimizer.schedule must be 'constant'"),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -36,23 +40,24 @@ def test_invalid_config_values_are_config_errors(field, value, match):
   for parent in parents:
     node = node[parent]
   node[leaf] = value
+  if field == 'eval.fcn.params':
+    config.eval.fcn.start_scale = 0.1   # the file is needed only when used
   with pytest.raises(ConfigError, match=match):
     builders.check_config(config)
-    builders.make_optimizer(config.optimizer, 1)
 
 
-def test_a_list_of_start_files_is_checked_file_by_file(tmp_path):
+def test_a_list_of_fcn_files_is_checked_file_by_file(tmp_path):
   config = horses_config.get_config('smoke')
   present = tmp_path / 'fcn.npz'
   present.write_bytes(b'')
-  config.start.params = f'{present},{present}'
+  config.eval.fcn.start_scale = 0.1
+  config.eval.fcn.params = f'{present},{present}'
   builders.check_config(config)
-  config.start.params = f'{present},{tmp_path}/missing.npz'
-  with pytest.raises(ConfigError, match='start.params file not found'):
+  config.eval.fcn.params = f'{present},{tmp_path}/missing.npz'
+  with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
     builders.check_config(config)
   # One model of a file of several ('FILE:model') is checked by its file.
-  config.start.params = config.eval.fcn.params = f'{present}:fcn'
-  config.eval.fcn.weight = 0.4
+  config.eval.fcn.params = f'{present}:fcn'
   builders.check_config(config)
   config.eval.fcn.params = f'{tmp_path}/missing.npz:fcn'
   with pytest.raises(ConfigError, match='eval.fcn.params file not found'):
@@ -95,6 +100,7 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert chains.tuples.inference_chains and chains.batch_size == 4
   assert horses_config.get_config('chains').tuples.chain_steps == 4
   assert not horses_config.get_config('smoke').tuples.inference_chains
+  builders.check_config(chains)
   state = train.create_state(builders.create_model(chains), optax.adam(1e-3),
                              chains)
   assert state.chains.x.shape == (2, 24, 24, 3)
@@ -102,21 +108,33 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert horses_config.get_config('smoke').ema_decay == 0.0
 
 
-def test_schedules_count_train_steps_when_each_makes_several_updates():
+def test_a_piecewise_schedule_scales_the_rate_at_each_boundary():
   config = horses_config.get_config('smoke').optimizer
-  config.schedule, config.warmup_steps = 'cosine', 2
+  config.schedule, config.decay_steps, config.decay_factor = (
+      'piecewise', (2, 4), 0.5)
   config.name, config.momentum = 'sgd', 0.0   # the update is -rate * grad
+  config.learning_rate = 0.1
   params = {'w': jnp.ones(3)}
-  rates = {}
-  for updates_per_step in (1, 3):
-    tx = builders.make_optimizer(config, 10, updates_per_step)
-    state = tx.init(params)
-    sizes = []
-    for _ in range(6):
-      updates, state = tx.update({'w': jnp.ones(3)}, state, params)
-      sizes.append(float(jnp.abs(updates['w'][0])))
-    rates[updates_per_step] = sizes
-  # Three updates a step: each train step's rate, three times over.
-  assert rates[3][:3] == [rates[1][0]] * 3
-  assert rates[3][3:] == [rates[1][1]] * 3
-  assert rates[1][1] > rates[1][0]
+  tx = builders.make_optimizer(config)
+  state = tx.init(params)
+  sizes = []
+  for _ in range(6):
+    updates, state = tx.update({'w': jnp.ones(3)}, state, params)
+    sizes.append(float(jnp.abs(updates['w'][0])))
+  np.testing.assert_allclose(sizes, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025],
+                             rtol=1e-6)
+  config.decay_steps = (4, 2)
+  with pytest.raises(ConfigError, match='decay_steps must be increasing'):
+    builders.make_optimizer(config)
+
+
+def test_the_hybrid_option_is_the_released_recipe():
+  config = horses_config.get_config('hybrid')
+  assert config.tuples.inference_chains and config.ema_decay == 0.999
+  assert dict(config.tuples.mix) == {
+      'ground_truth': 0.0, 'inference': 0.5, 'stratified': 0.0,
+      'adversarial': 0.25, 'interpolated': 0.25}
+  assert config.eval.fcn.params.endswith('released/horses_fcn_ema_ensemble.npz')
+  assert (config.eval.fcn.start_scale, config.eval.fcn.prior_weight) == (
+      0.1, 2.35e-4)
+  builders.check_config(config)   # the released FCN file is there

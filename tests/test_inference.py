@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import networks
 from dvn_jax import inference
-from dvn_jax import models
 from dvn_jax.errors import ConfigError
 
 
@@ -45,8 +45,8 @@ def test_bad_ascent_settings_are_config_errors():
     inference.AscentSpec(num_steps=0)
   with pytest.raises(ConfigError, match='projection'):
     inference.AscentSpec(projection='sphere')
-  with pytest.raises(ConfigError, match='ascend'):
-    inference.AscentSpec(ascend='loss')
+  with pytest.raises(ConfigError, match='noise_std'):
+    inference.AscentSpec(noise_std=-1.0)
 
 
 @pytest.mark.parametrize('num_crops,starts', [
@@ -80,8 +80,8 @@ def test_extract_and_paste_are_transposes():
 
 
 def _random_value_net():
-  model = models.create_model('value_net')
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('value_net')
+  params = networks.init(model, jax.random.key(0), 24)
   # Scale up the output layer so that gradients are not tiny.
   params['out']['kernel'] = params['out']['kernel'] * 30.0
   return lambda x, y: model.apply({'params': params}, x, y)
@@ -178,13 +178,6 @@ def test_a_prior_moves_a_flat_value_nets_masks_by_its_coefficients(combine):
   np.testing.assert_array_equal(without, 0.0)
 
 
-def test_the_mean_value_fn_keeps_the_members_prior():
-  prior = lambda x: x[..., :1]
-  members = [inference.ValueFn(logits=lambda f, y: jnp.zeros(y.shape[0]),
-                               prior=prior)] * 2
-  assert inference.mean_value_fn(members).prior is prior
-
-
 def test_mask_averaging_ascends_each_crop_from_its_start():
   net = _random_value_net()
   started = inference.ValueFn(logits=net, start=lambda x: 2.0 * x[..., :1])
@@ -273,40 +266,3 @@ def test_two_stage_value_fn_encodes_the_input_once_outside_the_steps(
   whole_bodies = _scan_bodies(jax.make_jaxpr(lambda: run(whole))())
   assert len(staged_bodies) == len(whole_bodies) == 1
   assert 'cos' in whole_bodies[0] and 'cos' not in staged_bodies[0]
-
-
-def test_mean_value_fn_values_are_the_members_mean_and_ascend_it():
-  """sigmoid of the ensemble's logits is the mean of the members' values,
-  each member encodes x once, and the ascent climbs the mean value."""
-  calls = []
-
-  def member(weight):
-    def encode(x):
-      calls.append(weight)
-      return x
-    return inference.ValueFn(
-        logits=lambda f, y: weight * jnp.sum(f * y, axis=1) - 2.0,
-        encode=encode)
-
-  members = [member(3.0), member(-1.0)]
-  ensemble = inference.mean_value_fn(members)
-  x = jnp.array([[1.0, 2.0], [0.5, -1.0]])
-  y = jnp.array([[0.2, 0.9], [1.0, 0.0]])
-  np.testing.assert_allclose(jax.nn.sigmoid(ensemble(x, y)),
-                             expected_value(members, x, y), rtol=1e-6)
-  calls.clear()
-  spec = inference.AscentSpec(num_steps=3, step_size=1.0, ascend='value')
-  y3, _ = inference.infer(ensemble, x, jnp.zeros_like(x), spec)
-  assert sorted(calls) == [-1.0, 3.0]    # once per member, not per step
-  reference = jnp.zeros_like(x)
-  grad = jax.grad(lambda y: jnp.sum(expected_value(members, x, y)))
-  for _ in range(3):
-    reference = jnp.clip(reference + grad(reference), 0, 1)
-  np.testing.assert_allclose(y3, reference, rtol=1e-5, atol=1e-6)
-  # Far into saturation the log-space form stays finite.
-  big = inference.mean_value_fn([member(100.0), member(100.0)])
-  assert np.all(np.isfinite(big(x * 10, y)))
-
-
-def expected_value(members, x, y):
-  return sum(jax.nn.sigmoid(m(x, y)) for m in members) / len(members)

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import networks
 from dvn_jax import models
 from dvn_jax.errors import ConfigError
 
@@ -15,8 +16,8 @@ def _count(params):
 
 
 def test_value_net_shapes_and_parameter_count():
-  model = models.create_model('value_net')
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('value_net')
+  params = networks.init(model, jax.random.key(0), 24)
   x = jnp.zeros((5, 24, 24, 3))
   y = jnp.zeros((5, 24, 24, 1))
   assert model.apply({'params': params}, x, y).shape == (5,)
@@ -28,8 +29,8 @@ def test_value_net_shapes_and_parameter_count():
 
 
 def test_value_net_dropout_only_in_training():
-  model = models.create_model('value_net', dropout_rate=0.25)
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('value_net', dropout_rate=0.25)
+  params = networks.init(model, jax.random.key(0), 24)
   x = jax.random.uniform(jax.random.key(1), (4, 24, 24, 3))
   y = jax.random.uniform(jax.random.key(2), (4, 24, 24, 1))
   apply = lambda **kw: model.apply({'params': params}, x, y, **kw)
@@ -42,11 +43,11 @@ def test_value_net_dropout_only_in_training():
 def test_value_net_activation_is_used_everywhere_and_checked():
   """Same parameters, another non-linearity: another value, equal to the
   network written out by hand with softplus after every hidden layer."""
-  relu = models.create_model('value_net')
-  soft = models.create_model('value_net', activation='softplus')
-  params = models.init_params(relu, jax.random.key(0), 24)
+  relu = networks.create('value_net')
+  soft = networks.create('value_net', activation='softplus')
+  params = networks.init(relu, jax.random.key(0), 24)
   assert jax.tree.structure(params) == jax.tree.structure(
-      models.init_params(soft, jax.random.key(0), 24))
+      networks.init(soft, jax.random.key(0), 24))
   x = jax.random.uniform(jax.random.key(1), (3, 24, 24, 3))
   y = jax.random.uniform(jax.random.key(2), (3, 24, 24, 1))
   v_relu = relu.apply({'params': params}, x, y)
@@ -68,13 +69,13 @@ def test_value_net_activation_is_used_everywhere_and_checked():
   logit = (h @ f['out']['kernel'] + f['out']['bias'])[:, 0]
   np.testing.assert_allclose(v_soft, logit, rtol=1e-4, atol=1e-4)
   with pytest.raises(ConfigError, match="unknown activation 'tanh'"):
-    models.init_params(models.create_model('value_net', activation='tanh'),
+    networks.init(networks.create('value_net', activation='tanh'),
                        jax.random.key(0), 24)
 
 
 def test_value_depends_on_the_mask():
-  model = models.create_model('value_net')
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('value_net')
+  params = networks.init(model, jax.random.key(0), 24)
   x = jax.random.uniform(jax.random.key(1), (1, 24, 24, 3))
   zeros = model.apply({'params': params}, x, jnp.zeros((1, 24, 24, 1)))
   ones = model.apply({'params': params}, x, jnp.ones((1, 24, 24, 1)))
@@ -82,8 +83,8 @@ def test_value_depends_on_the_mask():
 
 
 def test_fcn_shapes_share_the_conv_tower():
-  fcn = models.create_model('fcn', num_classes=3)
-  params = models.init_params(fcn, jax.random.key(0), 24, num_classes=3)
+  fcn = networks.create('fcn', num_classes=3)
+  params = networks.init(fcn, jax.random.key(0), 24, num_classes=3)
   logits = fcn.apply({'params': params}, jnp.zeros((2, 24, 24, 3)))
   assert logits.shape == (2, 24, 24, 3)
   assert params['tower']['conv0']['kernel'].shape == (5, 5, 3, 64)
@@ -91,8 +92,8 @@ def test_fcn_shapes_share_the_conv_tower():
 
 
 def test_fcn_skips_add_logits_from_every_conv_layer():
-  fcn = models.create_model('fcn', skips=True)
-  params = models.init_params(fcn, jax.random.key(0), 24)
+  fcn = networks.create('fcn', skips=True)
+  params = networks.init(fcn, jax.random.key(0), 24)
   assert params['classifier0']['kernel'].shape == (1, 1, 64, 1)
   assert params['classifier1']['kernel'].shape == (1, 1, 128, 1)
   x = jax.random.uniform(jax.random.key(1), (2, 24, 24, 3))
@@ -105,17 +106,12 @@ def test_fcn_skips_add_logits_from_every_conv_layer():
                           fcn.apply({'params': zeroed}, x))
 
 
-def test_unknown_model_is_a_config_error():
-  with pytest.raises(ConfigError, match='unknown model'):
-    models.create_model('resnet')
-
-
 def test_conv_chunks_change_nothing_but_speed():
   x = jax.random.uniform(jax.random.key(1), (20, 24, 24, 3))
   y = jax.random.uniform(jax.random.key(2), (20, 24, 24, 1))
   whole = models.SegmentationValueNet(conv_chunk=0)
   chunked = models.SegmentationValueNet(conv_chunk=8)   # 8 + 8 + 4
-  params = models.init_params(whole, jax.random.key(0), 24)
+  params = networks.init(whole, jax.random.key(0), 24)
   grad = lambda m: jax.jit(jax.grad(
       lambda y: m.apply({'params': params}, x, y).sum()))
   value = lambda m: jax.jit(lambda y: m.apply({'params': params}, x, y))
@@ -127,8 +123,8 @@ def test_conv_chunks_change_nothing_but_speed():
 
 
 def test_two_stream_value_net_stages_compose_to_the_call():
-  model = models.create_model('two_stream_value_net', conv_chunk=0)
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('two_stream_value_net', conv_chunk=0)
+  params = networks.init(model, jax.random.key(0), 24)
   # image tower 3->64->128->128; mask tower 1->32->64->64; (gamma, beta) 1x1
   # convs 64->64, 128->128, 128->128; fc (6*6*64)->384->192->1.
   expected = (5 * 5 * 3 * 64 + 64 + 5 * 5 * 64 * 128 + 128
@@ -147,7 +143,7 @@ def test_two_stream_value_net_stages_compose_to_the_call():
   staged = model.apply(variables, features, y, method='value_logits')
   np.testing.assert_allclose(staged, whole, rtol=1e-6)
   # Slices of 8 (8 + 8 + 4) give the same values.
-  chunked = models.create_model('two_stream_value_net', conv_chunk=8)
+  chunked = networks.create('two_stream_value_net', conv_chunk=8)
   np.testing.assert_allclose(chunked.apply(variables, x, y), whole,
                              rtol=1e-5, atol=1e-6)
   # The value depends on both the image and the mask.
@@ -156,9 +152,9 @@ def test_two_stream_value_net_stages_compose_to_the_call():
 
 
 def test_two_stream_needs_one_mask_width_per_conv_layer():
-  model = models.create_model('two_stream_value_net', mask_features=(8, 8))
+  model = networks.create('two_stream_value_net', mask_features=(8, 8))
   with pytest.raises(ConfigError, match='one width per conv layer'):
-    models.init_params(model, jax.random.key(0), 24)
+    networks.init(model, jax.random.key(0), 24)
 
 
 class _ConcatValueNet(nn.Module):
@@ -179,11 +175,11 @@ class _ConcatValueNet(nn.Module):
 def test_split_first_convolution_is_the_concatenated_network(classes):
   """encode(x) (the image's part of conv0) then value_logits(., y) is the
   network on concat(x, y), with the same parameter tree and initial values."""
-  model = models.create_model('value_net', mask_channels=classes,
+  model = networks.create('value_net', mask_channels=classes,
                               conv_chunk=0)
-  params = models.init_params(model, jax.random.key(0), 24, classes)
+  params = networks.init(model, jax.random.key(0), 24, classes)
   reference = _ConcatValueNet()
-  ref_params = models.init_params(reference, jax.random.key(0), 24, classes)
+  ref_params = networks.init(reference, jax.random.key(0), 24, classes)
   assert jax.tree.all(jax.tree.map(np.array_equal, params, ref_params))
   x = jax.random.uniform(jax.random.key(1), (6, 24, 24, 3))
   y = jax.random.uniform(jax.random.key(2), (6, 24, 24, classes))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import networks
 from dvn_jax import evaluate
 from dvn_jax import models
 from dvn_jax.datasets import arff
@@ -144,7 +145,7 @@ def test_example_f1_and_the_empty_case():
 
 def test_value_net_is_linear_in_y_plus_a_global_term():
   model = models.MultiLabelValueNet(num_labels=5, feature_sizes=(7,))
-  params = models.init_params_for_shapes(model, jax.random.key(0), (3,), (5,))
+  params = networks.init_for_shapes(model, jax.random.key(0), (3,), (5,))
   assert 'bias' not in params['global1']   # softplus(y W1) W2, as SPEN
   x = jax.random.normal(jax.random.key(1), (4, 3))
   y = jax.random.uniform(jax.random.key(2), (4, 5))
@@ -160,7 +161,7 @@ def test_value_net_is_linear_in_y_plus_a_global_term():
 def test_classifier_baselines_have_the_right_depth():
   for sizes, names in (((), {'out'}), ((6,), {'features', 'out'})):
     model = models.MultiLabelClassifier(num_labels=5, feature_sizes=sizes)
-    params = models.init_params_for_shapes(model, jax.random.key(0), (3,), (5,))
+    params = networks.init_for_shapes(model, jax.random.key(0), (3,), (5,))
     assert set(k for k in params if params[k]) == names
     assert model.apply({'params': params}, jnp.ones((2, 3))).shape == (2, 5)
 

@@ -1,11 +1,12 @@
-"""Parameter files: round trip, strict loading, warm start from an FCN."""
+"""Parameter files (dvn_jax/param_files.py): round trip, strict loading,
+ensembles, int8 storage, files of several models."""
 
 import flax
 import jax
 import numpy as np
 import pytest
 
-from dvn_jax import models
+import networks
 from dvn_jax import param_files
 from dvn_jax import stacked
 from dvn_jax.errors import CheckpointError
@@ -14,63 +15,8 @@ CROP = 8
 
 
 def _params(name: str, seed: int) -> dict:
-  return models.init_params(models.create_model(name), jax.random.key(seed),
+  return networks.init(networks.create(name), jax.random.key(seed),
                             CROP)
-
-
-def test_warm_start_copies_the_fcn_tower_and_keeps_the_rest(tmp_path):
-  fcn = _params('fcn', 1)
-  path = str(tmp_path / 'fcn.npz')
-  param_files.save_params(fcn, path)
-  value_net = _params('value_net', 2)
-
-  started, copied = param_files.warm_start(value_net, path)
-
-  assert copied == [f'tower/conv{i}/{p}' for i in range(3)
-                    for p in ('bias', 'kernel')]
-  kernel = started['tower']['conv0']['kernel']      # (5, 5, 3 + 1, 64)
-  np.testing.assert_array_equal(kernel[:, :, :3], fcn['tower']['conv0']['kernel'])
-  np.testing.assert_array_equal(kernel[:, :, 3:],
-                                value_net['tower']['conv0']['kernel'][:, :, 3:])
-  np.testing.assert_array_equal(started['tower']['conv2']['kernel'],
-                                fcn['tower']['conv2']['kernel'])
-  np.testing.assert_array_equal(started['fc0']['kernel'],
-                                value_net['fc0']['kernel'])
-
-
-def test_warm_start_from_a_different_tower_is_a_clear_error(tmp_path):
-  other = models.init_params(models.FCN(conv_features=(32, 128, 128)),
-                             jax.random.key(0), CROP)
-  path = str(tmp_path / 'narrow.npz')
-  param_files.save_params(other, path)
-  with pytest.raises(CheckpointError, match='tower/conv0/bias has shape'):
-    param_files.warm_start(_params('value_net', 0), path)
-
-
-def test_warm_start_of_every_layer_continues_a_value_net(tmp_path):
-  trained = _params('value_net', 1)
-  path = str(tmp_path / 'dvn.npz')
-  param_files.save_params(trained, path, dtype='float16')
-
-  started, copied = param_files.warm_start(_params('value_net', 2), path, '')
-
-  assert 'fc0/kernel' in copied and 'tower/conv0/kernel' in copied
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-2),
-               started, trained)
-
-
-def test_warm_start_of_every_layer_from_an_fcn_is_a_clear_error(tmp_path):
-  path = str(tmp_path / 'fcn.npz')
-  param_files.save_params(_params('fcn', 1), path)
-  with pytest.raises(CheckpointError, match='init_layers=all needs an export'):
-    param_files.warm_start(_params('value_net', 0), path, '')
-
-
-def test_warm_start_needs_tower_layers(tmp_path):
-  path = str(tmp_path / 'empty.npz')
-  np.savez(path, other=np.zeros(3))
-  with pytest.raises(CheckpointError, match='no .tower/. layers'):
-    param_files.warm_start(_params('value_net', 0), path)
 
 
 def test_load_params_round_trip_and_mismatch(tmp_path):
@@ -139,8 +85,6 @@ def test_ensembles_round_trip_and_files_older_than_the_record_load(tmp_path):
   param_files.save_params(members[0], one)
   assert not isinstance(param_files.load_params(one, members[0]),
                         stacked.Ensemble)
-  with pytest.raises(CheckpointError, match='is an ensemble of 2 networks'):
-    param_files.warm_start(members[0], path, '')
 
 
 def test_a_list_of_files_loads_as_the_ensemble_of_their_members(tmp_path):
@@ -162,25 +106,6 @@ def test_a_list_of_files_loads_as_the_ensemble_of_their_members(tmp_path):
     param_files.load_params(f'{pair},', members[0])
   with pytest.raises(CheckpointError, match='not found'):
     param_files.load_params(f'{pair},{tmp_path}/missing.npz', members[0])
-
-
-def test_average_params_is_the_mean_of_the_files(tmp_path):
-  members = [_params('value_net', seed) for seed in (3, 4)]
-  paths = [str(tmp_path / f'm{i}.npz') for i in range(2)]
-  for params, path in zip(members, paths):
-    param_files.save_params(params, path, 'float16')
-  averaged = param_files.average_params(paths)
-  first, second = (param_files.read_params(path) for path in paths)
-  assert averaged.keys() == first.keys()
-  for name, value in averaged.items():
-    assert value.dtype == np.float32 and value.shape == first[name].shape
-    np.testing.assert_allclose(value, (first[name].astype(np.float32) +
-                                       second[name].astype(np.float32)) / 2,
-                               rtol=1e-6)
-  fcn_path = str(tmp_path / 'fcn.npz')
-  param_files.save_params(_params('fcn', 0), fcn_path)
-  with pytest.raises(CheckpointError, match='hold different models'):
-    param_files.average_params([paths[0], fcn_path])
 
 
 def test_int8_kernels_keep_each_column_to_half_a_step():

@@ -170,14 +170,14 @@ def test_live_parameters_are_scored_only_when_asked(tmp_path):
   assert 'val/mean_iou' in lines and 'val_live_params' not in lines
 
 
-def test_init_layers_all_continues_an_exported_value_net(tmp_path):
+def test_init_from_continues_an_exported_value_net(tmp_path):
   """A float16 export starts every layer of a new run (fresh optimizer)."""
   config = horses_config.get_config('smoke')
   config.num_train_steps = 3
   train.train_and_evaluate(config, str(tmp_path / 'a'))
   exported = str(tmp_path / 'a.npz')
   train.export_params(config, str(tmp_path / 'a'), exported, dtype='float16')
-  config.init_from, config.init_layers = exported, 'all'
+  config.init_from = exported
   config.num_train_steps = 1   # one Adam step moves a weight <= ~3e-4
   train.train_and_evaluate(config, str(tmp_path / 'b'), evaluate_last=False)
   started = train.restore_state(builders.create_model(config), config,

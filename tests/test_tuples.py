@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import networks
 from dvn_jax import inference
 from dvn_jax import losses
-from dvn_jax import models
 from dvn_jax import oracles
 from dvn_jax import tuples
 from dvn_jax.errors import ConfigError
@@ -17,8 +17,8 @@ from dvn_jax.errors import ConfigError
 
 @pytest.fixture(scope='module')
 def setup():
-  model = models.create_model('value_net')
-  params = models.init_params(model, jax.random.key(0), 24)
+  model = networks.create('value_net')
+  params = networks.init(model, jax.random.key(0), 24)
   logit_fn = lambda x, y: model.apply({'params': params}, x, y)
   x = jax.random.uniform(jax.random.key(1), (6, 24, 24, 3))
   y_star = (jax.random.uniform(jax.random.key(2), (6, 24, 24, 1)) > 0.6
@@ -164,10 +164,10 @@ def test_bad_tuple_settings_are_config_errors(kwargs, match):
 
 
 def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
-  from dvn_jax import predictors
-  model = models.create_model('two_stream_value_net', conv_chunk=0)
-  params = models.init_params(model, jax.random.key(0), 24)
-  staged = predictors.bind_logit_fn(model, params)
+  from dvn_jax.methods import dvn  # pylint: disable=g-import-not-at-top
+  model = networks.create('two_stream_value_net', conv_chunk=0)
+  params = networks.init(model, jax.random.key(0), 24)
+  staged = dvn.bind_value_fn(model, params)
   assert isinstance(staged, inference.ValueFn)
   whole = lambda x, y: model.apply({'params': params}, x, y)
   x = jax.random.uniform(jax.random.key(1), (4, 24, 24, 3))
@@ -175,7 +175,7 @@ def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
             ).astype(jnp.float32)
   spec = tuples.TupleSpec(
       mix=(('inference', 0.5), ('adversarial', 0.5)),
-      adversarial_start='inference',
+      adversarial_start='ground_truth_or_zeros',
       inference_ascent=inference.AscentSpec(num_steps=3, step_size=10.0),
       adversarial_ascent=inference.AscentSpec(num_steps=2, step_size=10.0))
   for a, b in zip(tuples.generate_tuples(jax.random.key(3), staged, x,
@@ -284,71 +284,17 @@ def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
   assert not np.allclose(y[2], y[4])
 
 
-def test_extrapolated_tuples_continue_past_the_chains_points(setup):
-  logit_fn, x, y_star = setup
-  spec = tuples.TupleSpec(
-      mix=(('inference', 1 / 3), ('extrapolated', 2 / 3)),
-      inference_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
-      inference_chains=True)
-  chains = tuples.init_chains((2,) + x.shape[1:], (2,) + y_star.shape[1:],
-                              spec)
-  # Advance once so that the chains' points are not y = 0.
-  _, _, _, chains = tuples.generate_tuples_with_chains(
-      jax.random.key(5), logit_fn, x, y_star, spec, chains)
-  x_out, y, v, chains = tuples.generate_tuples_with_chains(
-      jax.random.key(0), logit_fn, x, y_star, spec, chains)
-  # Tuples 2..5 continue chains 1, 0, 1, 0 (from chain K/2 = 1 on) past
-  # y-hat, away from y*: y = clip(y-hat + a (y-hat - y*)), one a in [0, 1].
-  for i, chain in zip(range(2, 6), [1, 0, 1, 0]):
-    np.testing.assert_array_equal(x_out[i], chains.x[chain])
-    y_hat, truth = np.asarray(chains.y[chain]), np.asarray(chains.y_star[chain])
-    away = y_hat + (y_hat - truth)            # a = 1
-    inside = (np.abs(truth - y_hat) > 1e-3) & (away > 0) & (away < 1)
-    assert inside.any()
-    a = (np.asarray(y[i]) - y_hat)[inside] / (y_hat - truth)[inside]
-    np.testing.assert_allclose(a, a[0], atol=1e-4)
-    assert 0 <= a[0] <= 1
-    assert np.all((y[i] >= 0) & (y[i] <= 1))
-    np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1], truth[None])[0],
-                               rtol=1e-6)
-    assert v[i] <= oracles.iou(y_hat[None], truth[None])[0] + 1e-6
-
-
-@pytest.mark.parametrize('start', ['inference', 'ground_truth_or_inference'])
-def test_adversarial_ascents_can_start_at_the_chains_points(setup, start):
-  logit_fn, x, y_star = setup
-  x, y_star = jnp.concatenate([x, x]), jnp.concatenate([y_star, y_star])
-  spec = tuples.TupleSpec(
-      mix=(('inference', 1 / 6), ('adversarial', 5 / 6)),
-      inference_ascent=inference.AscentSpec(num_steps=2, step_size=100.0),
-      adversarial_ascent=inference.AscentSpec(num_steps=1, step_size=100.0),
-      adversarial_start=start, inference_chains=True)
-  chains = tuples.init_chains((2,) + x.shape[1:], (2,) + y_star.shape[1:],
-                              spec)
-  x_out, y, v, chains = tuples.generate_tuples_with_chains(
-      jax.random.key(0), logit_fn, x, y_star, spec, chains)
-  # Tuples 2..11 are one loss-ascent step from chain 0, 1, 0, 1...'s new point
-  # (or, by a coin, from its ground truth), on the chain's example.
-  from_truth = dataclasses.replace(spec, adversarial_start='ground_truth')
-  began = []
-  for i in range(2, 12):
-    chain = i % 2
-    np.testing.assert_array_equal(x_out[i], chains.x[chain])
-    xc, truth = chains.x[chain:chain + 1], chains.y_star[chain:chain + 1]
-    from_y_hat = tuples.adversarial_outputs(
-        jax.random.key(0), logit_fn, xc, truth,
-        dataclasses.replace(spec, adversarial_start='inference'),
-        chains.y[chain:chain + 1])
-    from_y_star = tuples.adversarial_outputs(jax.random.key(0), logit_fn, xc,
-                                             truth, from_truth)
-    assert not np.allclose(from_y_hat, chains.y[chain:chain + 1], atol=1e-3)
-    matches = [bool(np.allclose(y[i], ref[0], atol=1e-5))
-               for ref in (from_y_hat, from_y_star)]
-    assert any(matches), f'tuple {i} starts at neither y-hat nor y*'
-    began.append('y_hat' if matches[0] else 'y_star')
-    np.testing.assert_allclose(v[i], oracles.iou(y[i:i + 1], truth)[0],
-                               rtol=1e-6)
-  if start == 'inference':
-    assert began == ['y_hat'] * 10
-  else:   # both starts occur (a fair coin per tuple)
-    assert set(began) == {'y_hat', 'y_star'}
+def test_adversarial_starts_are_the_truth_or_by_a_coin_zeros(setup):
+  _, _, y_star = setup
+  y_star = jnp.concatenate([y_star] * 4)   # 24 examples
+  spec = tuples.TupleSpec(adversarial_start='ground_truth')
+  np.testing.assert_array_equal(
+      tuples.adversarial_start_points(jax.random.key(0), y_star, spec), y_star)
+  coin = dataclasses.replace(spec, adversarial_start='ground_truth_or_zeros')
+  starts = tuples.adversarial_start_points(jax.random.key(0), y_star, coin)
+  truth = [bool(np.array_equal(s, t)) for s, t in zip(starts, y_star)]
+  zeros = [not bool(np.any(s)) for s in starts]
+  assert all(a or b for a, b in zip(truth, zeros))
+  assert any(truth) and any(zeros)     # a fair coin per example
+  np.testing.assert_array_equal(
+      tuples.adversarial_start_points(jax.random.key(0), y_star, coin), starts)
