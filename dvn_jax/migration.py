@@ -38,12 +38,6 @@ ADDED: dict[str, Any] = {
     '*.noise_std': 0.0,
     '*.unroll': 0,
 }
-# Added fields of segmentation configs only.
-ADDED_SEGMENTATION: dict[str, Any] = {
-    'num_classes': 1,
-    'data.name': 'weizmann_horses',
-    'flip': False,
-}
 # Removed fields and the value that meant "off": dropped when they hold it.
 REMOVED_OFF: dict[str, Any] = {
     'tuples.echo': 1,
@@ -153,9 +147,10 @@ def migrate(config: ml_collections.ConfigDict) -> None:
   """`config` as today's library reads it (module docstring), in place;
   ConfigError naming a removed field set to a removed variant."""
   with config.unlocked():
-    added = dict(ADDED)
-    if config.get('task', 'segmentation') == 'segmentation':
-      added.update(ADDED_SEGMENTATION)
+    if 'task' not in config:
+      config.task = ADDED['task']
+    added = {**ADDED, **vars(tasks.module(config.task)).get(
+        'MIGRATION_DEFAULTS', {})}
     for pattern, value in added.items():
       for path in _expand(config, pattern):
         if not _has(config, path):

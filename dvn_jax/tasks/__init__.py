@@ -2,12 +2,15 @@
 
 `config.task` names the task: one of `BUILTIN`, or the dotted path of a
 module of your own that defines `build(config) -> Task` (importable from
-where you run, e.g. `--config.task=my_tasks.denoising`).
+where you run, e.g. `--config.task=my_tasks.denoising`). A task module may
+also define `MIGRATION_DEFAULTS`, {dotted field: value} for fields that its
+configs written before them lack (`migration.migrate` fills them).
 """
 
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 
 import ml_collections
 
@@ -21,23 +24,28 @@ BUILTIN = {
 }
 
 
-def get(config: ml_collections.ConfigDict) -> Task:
-  """The task of `config` (`config.task`), built from the config."""
-  name = config.task
+def module(name: str) -> ModuleType:
+  """The module of task `name` (`BUILTIN` or a dotted module path)."""
   path = BUILTIN.get(name, name)
   try:
-    module = importlib.import_module(path)
+    found = importlib.import_module(path)
   except ImportError as e:
     raise ConfigError(f'unknown task {name!r} ({e}); choose one of '
                       f'{sorted(BUILTIN)} or name a module that defines '
                       'build(config)') from None
-  if not hasattr(module, 'build'):
+  if not hasattr(found, 'build'):
     raise ConfigError(f'task module {path} defines no build(config)')
-  task = module.build(config)
+  return found
+
+
+def get(config: ml_collections.ConfigDict) -> Task:
+  """The task of `config` (`config.task`), built from the config."""
+  path = BUILTIN.get(config.task, config.task)
+  task = module(config.task).build(config)
   if not isinstance(task, Task):
     raise ConfigError(f'{path}.build(config) returned {type(task).__name__}, '
                       'not a dvn_jax.tasks.base.Task')
   return task
 
 
-__all__ = ['BUILTIN', 'Task', 'get']
+__all__ = ['BUILTIN', 'Task', 'get', 'module']

@@ -45,6 +45,9 @@ DATA = {
 # pair of value nets, 30 steps, 4 crops: batch 8 scored val in 31 s, 16 in
 # 86 s, 40 not in 30 min; docs/throughput.md).
 SLOW_CPU_COMPILE_OPS = 300
+# Fields that segmentation configs written before them lack (migration.py).
+MIGRATION_DEFAULTS = {'num_classes': 1, 'data.name': 'weizmann_horses',
+                      'flip': False}
 VALUE_NETS = {'value_net': models.SegmentationValueNet,
               'two_stream_value_net': models.TwoStreamValueNet}
 BASELINES = {'fcn': models.FCN}

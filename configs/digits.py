@@ -1,0 +1,67 @@
+"""DVN on digit completion (dvn_jax/tasks/digits.py; not in the paper): the
+bottom half of a handwritten 8x8 digit from its top half.
+
+  python -m dvn_jax.main --config=configs/digits.py --workdir=/tmp/digits
+  python -m dvn_jax.main --config=configs/digits.py --workdir=/tmp/digits \
+    --mode=evaluate
+The per-pixel baseline: --config=configs/digits.py:baseline. A seconds-long
+run: append ',smoke' (e.g. `:smoke`, `:baseline,smoke`). Step size, batch
+and length were chosen on val (docs/digits.md).
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  options = common.config_options(arg, ('baseline', 'smoke'))
+  c = ml_collections.ConfigDict()
+  c.task = 'digits'
+  c.method = 'dvn'
+  c.seed = 0
+  c.num_devices = 0
+  c.data = ml_collections.ConfigDict(dict(train_split='train',
+                                          eval_split='val'))
+  c.model = ml_collections.ConfigDict(dict(
+      name='joint_value_net', hidden=(256, 128), dropout_rate=0.0))
+  c.init_from = ''
+  c.loss = 'cross_entropy'
+  c.batch_size = 64
+  c.num_train_steps = 10_000
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name='adam', learning_rate=1e-3, momentum=0.9, schedule='constant',
+      decay_steps=(), decay_factor=0.1, weight_decay=0.0, grad_clip_norm=0.0))
+  c.ema_decay = 0.0
+  c.tuples = ml_collections.ConfigDict(dict(
+      mix=ml_collections.ConfigDict(dict(
+          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
+          interpolated=0.0)),
+      inference=common.ascent(20, 5.0), inference_pick='final',
+      inference_points=1, temperature=0.05,
+      adversarial=common.ascent(1, 5.0),
+      adversarial_start='ground_truth_or_zeros',
+      adversarial_objective='value',
+      inference_chains=False, chain_steps=1))
+  c.eval = ml_collections.ConfigDict(dict(
+      inference=common.ascent(20, 5.0), threshold=0.5, batch_size=512,
+      score_live_params=True,
+      fcn=common.hybrid_off(ml_collections.ConfigDict(dict(
+          name='mlc_classifier', feature_sizes=(64,))))))
+  c.log_every_steps = 500
+  c.eval_every_steps = 2000
+  c.checkpoint_every_steps = 2000
+  c.max_checkpoints_to_keep = 3
+  c.keep_best_checkpoints = 1
+  if 'baseline' in options:
+    c.method = 'baseline'
+    c.model = ml_collections.ConfigDict(dict(
+        name='mlc_classifier', feature_sizes=(64,), dropout_rate=0.0))
+  if 'smoke' in options:
+    c.num_train_steps = 6
+    c.tuples.inference.num_steps = 2
+    c.eval.inference.num_steps = 2
+    c.log_every_steps = 2
+    c.eval_every_steps = 3
+    c.checkpoint_every_steps = 3
+  return c
