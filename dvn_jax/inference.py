@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -185,6 +186,10 @@ def gradient_ascent(
     (y(T), trajectory of shape (T + 1, *y0.shape) or None).
   """
   project = get_projection(spec.projection)
+  # One objective value per example (checked on shapes, nothing computed).
+  chex.assert_shape(jax.eval_shape(objective, y0), (y0.shape[0],))
+  if gradient_scale is not None:
+    chex.assert_rank(gradient_scale, y0.ndim)
   grad_fn = jax.grad(lambda y: jnp.sum(objective(y)))
 
   noisy = spec.noise_std > 0
@@ -249,6 +254,8 @@ def extract_crops(images: Array, offsets: np.ndarray | Array,
   vmap over `lax.dynamic_slice` (one op for all crops: static slices
   combined with an unrolled loop compile very slowly).
   """
+  chex.assert_rank(images, 4)
+  chex.assert_shape(offsets, (None, 2))
   batch, _, _, channels = images.shape
 
   def one(offset):
@@ -354,6 +361,7 @@ def infer_full_image(logit_fn: LogitFn, images: Array, *, crop_size: int,
                      spec: AscentSpec, return_trajectory: bool = False,
                      rng: Array | None = None) -> tuple[Array, Array | None]:
   """Soft masks (B, H, W, K) for square images, from a grid of crops."""
+  chex.assert_rank(images, 4)
   if combine not in COMBINERS:
     raise ConfigError(
         f'unknown crop combination {combine!r}; choose one of {sorted(COMBINERS)}')

@@ -17,6 +17,7 @@ y -> y* = 0 along y = 0. Any other pair with an empty union cannot occur
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -27,6 +28,15 @@ Array = jax.Array
 
 def _reduce_axes(y: Array) -> tuple[int, ...]:
   return tuple(range(1, y.ndim))
+
+
+def _as_pair(y: Array, y_star: Array) -> tuple[Array, Array]:
+  """y and y* as float32, of one shape (B, ...) with a batch axis."""
+  y = jnp.asarray(y, jnp.float32)
+  y_star = jnp.asarray(y_star, jnp.float32)
+  chex.assert_equal_shape([y, y_star])
+  chex.assert_rank(y, {2, 3, 4, 5})
+  return y, y_star
 
 
 def relaxed_intersection(y: Array, y_star: Array) -> Array:
@@ -51,8 +61,7 @@ def _safe_ratio(numerator: Array, denominator: Array) -> Array:
 
 def iou(y: Array, y_star: Array) -> Array:
   """Relaxed intersection over union (Eq. 6 with Eq. 9, 10); shape (B,)."""
-  y = jnp.asarray(y, jnp.float32)
-  y_star = jnp.asarray(y_star, jnp.float32)
+  y, y_star = _as_pair(y, y_star)
   return _safe_ratio(relaxed_intersection(y, y_star), relaxed_union(y, y_star))
 
 
@@ -61,8 +70,7 @@ def f1(y: Array, y_star: Array) -> Array:
 
   On binary inputs I + U = |y| + |y*|, so this is the usual 2TP/(2TP+FP+FN).
   """
-  y = jnp.asarray(y, jnp.float32)
-  y_star = jnp.asarray(y_star, jnp.float32)
+  y, y_star = _as_pair(y, y_star)
   intersection = relaxed_intersection(y, y_star)
   union = relaxed_union(y, y_star)
   return _safe_ratio(2.0 * intersection, intersection + union)
@@ -78,8 +86,7 @@ def pixel_accuracy(y: Array, y_star: Array) -> Array:
   distance, so 1 exactly when y = y*. The paper's oracle for the faces
   (Sec. 5.3); the last axis holds the classes.
   """
-  y = jnp.asarray(y, jnp.float32)
-  y_star = jnp.asarray(y_star, jnp.float32)
+  y, y_star = _as_pair(y, y_star)
   per_pixel = jnp.sum(jnp.minimum(y, y_star), axis=-1)
   return jnp.mean(per_pixel, axis=tuple(range(1, per_pixel.ndim)))
 

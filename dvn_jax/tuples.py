@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
@@ -430,8 +431,13 @@ def generate_tuples_with_chains(
   the interpolated slice interpolates between the chains' new points and
   their ground truths (chain i for its i-th tuple, cycling if the slice is
   larger), so it costs no ascent of its own; its examples then are the
-  chains'. Returns (x, y, v*, the advanced chains).
+  chains'. Returns (x, y, v*, the advanced chains), x and y of the batch's
+  shapes and v* of shape (B,).
   """
+  chex.assert_equal_shape_prefix([x, y_star], 1)
+  if chains is not None:
+    chex.assert_equal_shape_suffix([chains.x, x], x.ndim - 1)
+    chex.assert_equal_shape_suffix([chains.y, y_star], y_star.ndim - 1)
   oracle = oracles.get_oracle(spec.oracle)
   xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
@@ -465,4 +471,7 @@ def generate_tuples_with_chains(
     start += size
   y = jax.lax.stop_gradient(jnp.concatenate(ys, axis=0))
   y_star = jnp.concatenate(y_stars, axis=0)
-  return jnp.concatenate(xs, axis=0), y, oracle(y, y_star), chains
+  x = jnp.concatenate(xs, axis=0)
+  chex.assert_equal_shape([y, y_star])
+  chex.assert_equal_shape_prefix([x, y], 1)
+  return x, y, oracle(y, y_star), chains

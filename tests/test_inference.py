@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -266,3 +267,31 @@ def test_two_stage_value_fn_encodes_the_input_once_outside_the_steps(
   whole_bodies = _scan_bodies(jax.make_jaxpr(lambda: run(whole))())
   assert len(staged_bodies) == len(whole_bodies) == 1
   assert 'cos' in whole_bodies[0] and 'cos' not in staged_bodies[0]
+
+
+class AscentVariantsTest(chex.TestCase):
+  """Projections and the ascent give the same results jitted and not; an
+  objective that is not one value per example is refused at its boundary."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_projections_with_and_without_jit(self):
+    y = jnp.array([[-0.5, 0.3, 1.7], [0.2, 0.2, 0.2]])
+    np.testing.assert_allclose(self.variant(inference.project_box)(y),
+                               [[0.0, 0.3, 1.0], [0.2, 0.2, 0.2]])
+    simplex = self.variant(inference.project_simplex)(y)
+    np.testing.assert_allclose(simplex.sum(axis=-1), [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(simplex[1], [1 / 3] * 3, rtol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_ascent_with_and_without_jit(self):
+    target = jnp.array([[0.2, 0.9], [0.6, 0.1]])
+    objective = lambda y: -jnp.sum((y - target) ** 2, axis=1)
+    spec = inference.AscentSpec(num_steps=50, step_size=0.2)
+    ascend = self.variant(
+        lambda y0: inference.gradient_ascent(objective, y0, spec)[0])
+    np.testing.assert_allclose(ascend(jnp.zeros_like(target)), target,
+                               atol=1e-4)
+    total = lambda y: -jnp.sum((y - target) ** 2)   # one number, not (B,)
+    with self.assertRaises(AssertionError):
+      self.variant(lambda y0: inference.gradient_ascent(total, y0, spec)[0])(
+          jnp.zeros_like(target))

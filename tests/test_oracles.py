@@ -1,5 +1,6 @@
 """Relaxed IoU and F1 (paper Eq. 6, 7, 9, 10)."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,3 +70,29 @@ def test_relaxed_iou_is_maximal_at_the_ground_truth():
 def test_unknown_oracle_is_a_config_error():
   with pytest.raises(ConfigError, match='unknown oracle'):
     oracles.get_oracle('dice')
+
+
+class OracleVariantsTest(chex.TestCase):
+  """The oracles give the same values jitted and not, and refuse outputs
+  and truths of different shapes (a chex assertion at the boundary)."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_values_with_and_without_jit(self):
+    y = jnp.array([[0.5, 0.2], [1.0, 0.0]])
+    y_star = jnp.array([[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(self.variant(oracles.iou)(y, y_star),
+                               [0.5 / 1.2, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(self.variant(oracles.f1)(y, y_star),
+                               [1.0 / 1.7, 1.0], rtol=1e-6)
+    classes = jnp.array([[[[0.7, 0.3]]]])
+    truth = jnp.array([[[[1.0, 0.0]]]])
+    np.testing.assert_allclose(
+        self.variant(oracles.pixel_accuracy)(classes, truth), [0.7],
+        rtol=1e-6)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_shapes_that_differ_are_refused(self):
+    with self.assertRaises(AssertionError):
+      self.variant(oracles.iou)(jnp.zeros((2, 4)), jnp.zeros((2, 5)))
+    with self.assertRaises(AssertionError):   # no batch axis
+      self.variant(oracles.f1)(jnp.zeros(4), jnp.zeros(4))

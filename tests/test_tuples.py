@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -298,3 +299,32 @@ def test_adversarial_starts_are_the_truth_or_by_a_coin_zeros(setup):
   assert any(truth) and any(zeros)     # a fair coin per example
   np.testing.assert_array_equal(
       tuples.adversarial_start_points(jax.random.key(0), y_star, coin), starts)
+
+
+class TupleVariantsTest(chex.TestCase):
+  """A mixed batch of tuples is the same jitted and not, and inputs whose
+  batch differs from the truths' are refused at the boundary."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_generate_tuples_with_and_without_jit(self):
+    model = networks.create('value_net')
+    params = networks.init(model, jax.random.key(0), 12)
+    logit_fn = lambda x, y: model.apply({'params': params}, x, y)
+    x = jax.random.uniform(jax.random.key(1), (4, 12, 12, 3))
+    y_star = (jax.random.uniform(jax.random.key(2), (4, 12, 12, 1)) > 0.5
+              ).astype(jnp.float32)
+    spec = tuples.TupleSpec(
+        mix=(('inference', 0.5), ('adversarial', 0.25), ('stratified', 0.25)),
+        inference_ascent=inference.AscentSpec(num_steps=2, step_size=10.0),
+        adversarial_ascent=inference.AscentSpec(num_steps=1, step_size=10.0))
+    generate = self.variant(lambda x, y_star: tuples.generate_tuples(
+        jax.random.key(3), logit_fn, x, y_star, spec))
+    x_out, y, v = generate(x, y_star)
+    chex.assert_shape(v, (4,))
+    chex.assert_equal_shape([y, y_star])
+    reference = tuples.generate_tuples(jax.random.key(3), logit_fn, x, y_star,
+                                       spec)
+    for a, b in zip((x_out, y, v), reference):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with self.assertRaises(AssertionError):
+      generate(x[:3], y_star)
