@@ -47,19 +47,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Val F1 peaked at epoch 280 (step 64960) in the sweep, so training stops
   # there; --config.num_train_steps=87000 runs all 375 epochs.
   c.num_train_steps = 280 * STEPS_PER_EPOCH
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='sgd', learning_rate=0.1, momentum=0.0, schedule='piecewise',
+  c.optimizer = common.optimizer(
+      'sgd', 0.1, momentum=0.0, schedule='piecewise',
       decay_steps=(150 * STEPS_PER_EPOCH, 300 * STEPS_PER_EPOCH),
-      decay_factor=0.1, weight_decay=1e-3, grad_clip_norm=0.0))
+      weight_decay=1e-3)
   c.ema_decay = 0.0   # a moving average of the parameters (train.py)
 
   # Half inference tuples (the end of 20 steps of size 0.5 on the value),
   # half one value-ascent step from the ground truth or from zeros, a fair
   # coin per example (the authors' code).
   c.tuples = ml_collections.ConfigDict(dict(
-      mix=ml_collections.ConfigDict(dict(
-          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0)),
+      mix=common.mix(inference=0.5, adversarial=0.5),
       inference=common.ascent(20, 0.5),
       inference_pick='final',
       inference_points=1,

@@ -12,6 +12,8 @@ seconds-long run. The optimiser and step counts were chosen on val
 
 import ml_collections
 
+from configs import common
+
 STEPS_PER_EPOCH = 232  # ceil(4636 / 20)
 
 
@@ -40,10 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Chosen on val (configs/bibtex_sweep.py:baseline): the step with the best
   # val F1, and weight decay 1e-3 for logreg, none for the network.
   c.num_train_steps = 1392 if kind == 'logreg' else 2088
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', learning_rate=1e-3, momentum=0.0, schedule='constant',
-      decay_steps=(), decay_factor=0.1,
-      weight_decay=1e-3 if kind == 'logreg' else 0.0, grad_clip_norm=0.0))
+  c.optimizer = common.optimizer(
+      'adam', 1e-3, momentum=0.0,
+      weight_decay=1e-3 if kind == 'logreg' else 0.0)
   c.ema_decay = 0.0   # a moving average of the parameters (train.py)
   c.eval = ml_collections.ConfigDict(dict(threshold=0.5, batch_size=512))
   c.log_every_steps = 1000

@@ -17,6 +17,32 @@ def ascent(num_steps: int, step_size: float, unroll: int = 0
       noise_std=0.0))
 
 
+def mix(**weights: float) -> ml_collections.ConfigDict:
+  """The batch fractions of each tuple generator (dvn_jax/tuples.py), 0 for
+  those not named."""
+  names = ('ground_truth', 'inference', 'stratified', 'adversarial',
+           'interpolated')
+  unknown = sorted(set(weights) - set(names))
+  if unknown:
+    raise ValueError(f'unknown tuple generator(s) {unknown}')
+  return ml_collections.ConfigDict({name: float(weights.get(name, 0.0))
+                                    for name in names})
+
+
+def optimizer(name: str, learning_rate: float, **fields
+              ) -> ml_collections.ConfigDict:
+  """Optimizer settings (builders.make_optimizer): `name` 'adam' or 'sgd',
+  a constant rate unless `schedule='piecewise'` with `decay_steps`; every
+  other field at its neutral value unless given."""
+  settings = dict(name=name, learning_rate=learning_rate, momentum=0.9,
+                  schedule='constant', decay_steps=(), decay_factor=0.1,
+                  weight_decay=0.0, grad_clip_norm=0.0)
+  unknown = sorted(set(fields) - set(settings))
+  if unknown:
+    raise ValueError(f'unknown optimizer field(s) {unknown}')
+  return ml_collections.ConfigDict({**settings, **fields})
+
+
 def hybrid_off(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """`eval.fcn` with the hybrid off (dvn_jax/hybrid.py): `params`, a
   baseline's parameter file (`--mode=export`, or an ensemble file of

@@ -29,14 +29,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = 'cross_entropy'
   c.batch_size = 64
   c.num_train_steps = 10_000
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', learning_rate=1e-3, momentum=0.9, schedule='constant',
-      decay_steps=(), decay_factor=0.1, weight_decay=0.0, grad_clip_norm=0.0))
+  c.optimizer = common.optimizer('adam', 1e-3)
   c.ema_decay = 0.0
   c.tuples = ml_collections.ConfigDict(dict(
-      mix=ml_collections.ConfigDict(dict(
-          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0)),
+      mix=common.mix(inference=0.5, adversarial=0.5),
       inference=common.ascent(20, 5.0), inference_pick='final',
       inference_points=1, temperature=0.05,
       adversarial=common.ascent(1, 5.0),

@@ -77,9 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # The paper's "learning rate 0.01" does not name the optimizer. On val,
   # after 1200 steps: SGD (momentum 0.9) 0.01 -> 54.7 mean IoU, Adam 3e-4 ->
   # 66.2 (docs/horses.md).
-  c.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', learning_rate=3e-4, momentum=0.9, schedule='constant',
-      decay_steps=(), decay_factor=0.1, weight_decay=0.0, grad_clip_norm=0.0))
+  c.optimizer = common.optimizer('adam', 3e-4)
   # An exponential moving average of the parameters (0 = off): training and
   # tuple generation use the live parameters; evaluation, export and
   # prediction the average; val scores of the live ones are logged too
@@ -90,9 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (interpolated: ours, points between inference outputs and y*;
   # dvn_jax/tuples.py).
   c.tuples = ml_collections.ConfigDict(dict(
-      mix=ml_collections.ConfigDict(dict(
-          ground_truth=0.0, inference=0.5, stratified=0.0, adversarial=0.5,
-          interpolated=0.0)),
+      mix=common.mix(inference=0.5, adversarial=0.5),
       inference=common.ascent(num_steps=20, step_size=50.0),
       inference_pick='random',
       # Tuples per inference trajectory. 1 (each tuple from its own

@@ -16,15 +16,21 @@ from dvn_jax import tuples
 from dvn_jax.errors import ConfigError
 
 
+def value_net_and_batch(count: int, crop: int, ink: float):
+  """(logit_fn of a random value net, x (count, crop, crop, 3), binary y*
+  with about 1 - ink of its pixels on)."""
+  model = networks.create('value_net')
+  params = networks.init(model, jax.random.key(0), crop)
+  logit_fn = lambda x, y: model.apply({'params': params}, x, y)
+  x = jax.random.uniform(jax.random.key(1), (count, crop, crop, 3))
+  y_star = (jax.random.uniform(jax.random.key(2), (count, crop, crop, 1))
+            > ink).astype(jnp.float32)
+  return logit_fn, x, y_star
+
+
 @pytest.fixture(scope='module')
 def setup():
-  model = networks.create('value_net')
-  params = networks.init(model, jax.random.key(0), 24)
-  logit_fn = lambda x, y: model.apply({'params': params}, x, y)
-  x = jax.random.uniform(jax.random.key(1), (6, 24, 24, 3))
-  y_star = (jax.random.uniform(jax.random.key(2), (6, 24, 24, 1)) > 0.6
-            ).astype(jnp.float32)
-  return logit_fn, x, y_star
+  return value_net_and_batch(6, 24, 0.6)
 
 
 @pytest.mark.parametrize('generator', tuples.GENERATORS)
@@ -307,12 +313,7 @@ class TupleVariantsTest(chex.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
   def test_generate_tuples_with_and_without_jit(self):
-    model = networks.create('value_net')
-    params = networks.init(model, jax.random.key(0), 12)
-    logit_fn = lambda x, y: model.apply({'params': params}, x, y)
-    x = jax.random.uniform(jax.random.key(1), (4, 12, 12, 3))
-    y_star = (jax.random.uniform(jax.random.key(2), (4, 12, 12, 1)) > 0.5
-              ).astype(jnp.float32)
+    logit_fn, x, y_star = value_net_and_batch(4, 12, 0.5)
     spec = tuples.TupleSpec(
         mix=(('inference', 0.5), ('adversarial', 0.25), ('stratified', 0.25)),
         inference_ascent=inference.AscentSpec(num_steps=2, step_size=10.0),
