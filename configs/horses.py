@@ -21,12 +21,16 @@ Options (`--config=configs/horses.py:OPTION[,OPTION]`):
 - chains: persistent inference chains (4 ascent steps per train step
   instead of a fresh 20-step trajectory; same val IoU per step, about 2.8x
   faster steps on a CPU) and a moving average of the parameters;
-- hybrid: the released best model's recipe (ours, docs/horses.md): each
-  value net trained with chains, the moving average and interpolated tuples
-  (8000 steps on train, then to 10000 on train+val), scored with the five
-  released FCNs as the start and prior of the test-time ascent:
+- quick: chains for 4000 steps, scored on val every 2000 (the README's
+  quick start: under half an hour on a 2-core CPU);
+- interp: the released value nets' training recipe (ours, docs/horses.md):
+  chains, the moving average and interpolated tuples, 8000 steps on train
+  (then to 10000 on train+val); val is scored from y = 0;
+- hybrid: interp, scored with the five released FCNs as the start and prior
+  of the test-time ascent (those FCNs were trained on train+val: score test
+  with it, not val):
     python -m dvn_jax.main --config=configs/horses.py:hybrid --mode=evaluate \
-      --params=released/horses_dvn_long_pair.npz,...   (released/README.md)
+      --params=released/horses_hybrid.npz:dvn   (released/README.md)
 
 Any field can be overridden: --config.optimizer.learning_rate=0.003.
 """
@@ -37,8 +41,8 @@ import ml_collections
 
 from configs import common
 
-RELEASED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                        'released')
+RELEASED = os.path.abspath(os.path.join(os.path.dirname(__file__), '..',
+                                        'released'))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -125,8 +129,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_best_checkpoints = 1
 
   options = common.config_options(arg, ('smoke', 'two_stream', 'chains',
-                                        'hybrid'))
-  if options & {'chains', 'hybrid'}:
+                                        'quick', 'interp', 'hybrid'))
+  if options & {'chains', 'quick', 'interp', 'hybrid'}:
     # Chosen on val (docs/horses.md): 4 ascent steps per train step (each
     # trajectory gives 5 tuples) matched fresh trajectories at 2000 and 4000
     # steps; 1 step (20 tuples a trajectory) fell 3-4.5 points behind.
@@ -138,16 +142,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # halves the work of each evaluation.
     c.ema_decay = 0.999
     c.eval.score_live_params = False
-  if 'hybrid' in options:
+  if 'quick' in options:
+    c.num_train_steps = 4000
+    c.eval_every_steps = 2000
+  if options & {'interp', 'hybrid'}:
     # The released value nets' recipe (docs/horses.md): a quarter of the
     # batch adversarial, a quarter interpolated; 8000 steps on train.
     c.tuples.mix.adversarial = 0.25
     c.tuples.mix.interpolated = 0.25
     c.num_train_steps = 8000
     c.eval_every_steps = 2000
+  if 'hybrid' in options:
     # Scored with the five moving-average FCNs (configs/horses_fcn.py:ema)
     # as start (0.1 x their mask) and prior (lam chosen on val).
-    c.eval.fcn.params = os.path.join(RELEASED, 'horses_fcn_ema_ensemble.npz')
+    c.eval.fcn.params = os.path.join(RELEASED, 'horses_hybrid.npz') + ':fcn'
     c.eval.fcn.start_scale = 0.1
     c.eval.fcn.prior_weight = 2.35e-4
   if 'two_stream' in options:

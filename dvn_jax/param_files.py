@@ -8,7 +8,7 @@ file itself says whether it is one network or K. A file of several models
 (`save_sections`) prefixes each array with 'model:'; 'FILE:model' names one.
 
 Files written before the member count was recorded are read through one
-migration function, `_legacy_member_count`.
+migration function, `_with_member_record`.
 """
 
 from __future__ import annotations
@@ -46,18 +46,17 @@ Flat = dict[str, np.ndarray]
 def member_count(arrays: Flat) -> int | None:
   """K for the flat arrays of an ensemble (`MEMBERS_KEY`), None for one
   network's."""
-  if MEMBERS_KEY in arrays:
-    return int(arrays[MEMBERS_KEY])
-  return _legacy_member_count(arrays)
+  return int(arrays[MEMBERS_KEY]) if MEMBERS_KEY in arrays else None
 
 
-def _legacy_member_count(arrays: Flat) -> int | None:
-  """Migration: files written before `MEMBERS_KEY` existed were ensembles
-  when their biases were stacked (rank 2 instead of 1)."""
+def _with_member_record(arrays: Flat) -> Flat:
+  """Migration, applied to every file read: a file written before
+  `MEMBERS_KEY` existed was an ensemble when its biases were stacked (rank
+  2 instead of 1); its arrays get the record it lacks."""
   biases = [v for k, v in arrays.items() if k.endswith('bias')]
-  if not biases or biases[0].ndim == 1:
-    return None
-  return int(biases[0].shape[0])
+  if MEMBERS_KEY in arrays or not biases or biases[0].ndim == 1:
+    return arrays
+  return {**arrays, MEMBERS_KEY: np.array(biases[0].shape[0])}
 
 
 def flatten(params: Any) -> Flat:
@@ -183,7 +182,8 @@ def read_params(path: str) -> dict[str, np.ndarray]:
   except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise CheckpointError(f'{file} is not a readable parameter file '
                           f'({type(e).__name__}); export it again') from None
-  return _dequantized(_select_section(arrays, file, section))
+  return _with_member_record(
+      _dequantized(_select_section(arrays, file, section)))
 
 
 def files_exist(paths: str) -> bool:

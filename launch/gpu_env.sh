@@ -2,7 +2,7 @@
 # packages a GPU machine lacks: clu, ml_collections, tensorboardX) when
 # present, sets the environment and prints the machine's JAX and GPU.
 # Make .whl once on a machine with PyPI (pure-Python wheels; git ignores the
-# folder) and carry it along (the device tool: carry [".whl"]):
+# folder) and copy it to the GPU machine with the checkout:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #     clu==0.0.12 ml_collections==1.1.0 tensorboardX==2.6.5

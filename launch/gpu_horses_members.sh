@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Value-net members of the released pair's recipe at batch 64 / 128 / 256,
 # two seeds each, and the five moving-average FCNs, on one GPU machine
-# (used through the `device` tool; any single-GPU Linux box with JAX + CUDA):
+# (any single-GPU Linux box with JAX + CUDA):
 #   bash launch/gpu_horses_members.sh OUT_DIR [TRAIN_STEPS] [PHASE1_S] [PHASE2_S]
 # Phase 1 trains every variant of configs/horses_sweep.py:members on train
 # side by side (val every TRAIN_STEPS/2 steps, cut at PHASE1_S seconds);
@@ -71,13 +71,13 @@ pack_logs() {
     --exclude='*.npz' -C $(dirname $root) $(basename $root)
 }
 pack_logs  # again at the end; this one survives a cut in the scoring
-# The released test-time settings (docs/horses.md, "The FCNs' log-likelihood
+# The released test-time settings (docs/log/horses.md, "The FCNs' log-likelihood
 # inside the test-time ascent"): start 0.1 x the FCNs' mask, prior 2.35e-4.
 score() {  # split params fcns -> "mean global" of the printed line
   python3 -m dvn_jax.main --config=configs/horses.py --mode=evaluate --split=$1 \
     --params=$2 --config.eval.fcn.params=$3 --config.eval.fcn.start_scale=0.1 \
     --config.eval.fcn.prior_weight=2.35e-4 --config.eval.batch_size=40 ${EVAL_FLAGS:-} 2>&1 |
-    tee $root/score_$1_$(basename $2 .npz).log | sed -n "s/^$1: mean IoU \([0-9.]*\), global IoU \([0-9.]*\)$/\1 \2/p"
+    tee $root/score_$1_$(basename $2 .npz).log | sed -n "s/^$1: mean IoU \([0-9.]*\)%, global IoU \([0-9.]*\)%$/\1 \2/p"
 }
 choice=$out/choice.txt
 if [ -f $out/fcns_train.npz ] && [ -f $out/fcns_tv.npz ]; then

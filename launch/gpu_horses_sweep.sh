@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The horse val sweep on one GPU machine (used through the `device` tool;
-# any single-GPU Linux box with JAX + CUDA works the same):
+# The horse val sweep on one GPU machine (any single-GPU Linux box with JAX
+# + CUDA):
 #   bash launch/gpu_horses_sweep.sh OUT_DIR [PHASE1_S] [PHASE2_S] [SWEEP FLAGS...]
 # Installs the wheels in .whl (packages the machine lacks) when present,
 # runs benchmarks/sweep.py with every variant side by side and copies

@@ -113,8 +113,8 @@ def test_time_to_accuracy_script_trains_the_fcn_first_and_scores_with_it(
                          f'--config.eval.fcn.params={run_dir / "fcn.npz"}',
                          *fcn_flags)
   assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-  assert (f'mean IoU {records[1]["test_mean_iou"]:.2f}, global IoU '
-          f'{records[1]["test_global_iou"]:.2f}') in evaluated.stdout
+  assert (f'mean IoU {records[1]["test_mean_iou"]:.2f}%, global IoU '
+          f'{records[1]["test_global_iou"]:.2f}%') in evaluated.stdout
   # A resumed run must be started the same way, with or without the FCN.
   without = run_python(benchmark('horses_time_to_accuracy.py'), HORSES_SMOKE,
                        f'--workdir={run_dir}', '--every=6')

@@ -129,12 +129,21 @@ def test_a_piecewise_schedule_scales_the_rate_at_each_boundary():
 
 
 def test_the_hybrid_option_is_the_released_recipe():
+  """:interp trains the released value nets (val scored from y = 0);
+  :hybrid is it with the released FCNs as start and prior; :quick is
+  :chains for 4000 steps."""
+  interp = horses_config.get_config('interp')
+  assert not interp.eval.fcn.start_scale and not interp.eval.fcn.prior_weight
+  assert interp.num_train_steps == 8000 and interp.tuples.mix.interpolated
+  quick = horses_config.get_config('quick')
+  assert quick.tuples.inference_chains and quick.num_train_steps == 4000
   config = horses_config.get_config('hybrid')
+  assert config.tuples.to_dict() == interp.tuples.to_dict()
   assert config.tuples.inference_chains and config.ema_decay == 0.999
   assert dict(config.tuples.mix) == {
       'ground_truth': 0.0, 'inference': 0.5, 'stratified': 0.0,
       'adversarial': 0.25, 'interpolated': 0.25}
-  assert config.eval.fcn.params.endswith('released/horses_fcn_ema_ensemble.npz')
+  assert config.eval.fcn.params.endswith('released/horses_hybrid.npz:fcn')
   assert (config.eval.fcn.start_scale, config.eval.fcn.prior_weight) == (
       0.1, 2.35e-4)
   builders.check_config(config)   # the released FCN file is there

@@ -110,7 +110,7 @@ def test_embedded_equals_reference(raw_arrays):
 @needs_shared
 def test_make_embedded_reproduces_shipped_file(tmp_path, raw_arrays, capsys):
   out = tmp_path / "horses.npz"
-  assert make_embedded.main([f"--shared_data={SHARED}", f"--out={out}"]) == 0
+  assert make_embedded.main([f"--raw_data={SHARED}", f"--out={out}"]) == 0
   assert "matches: reference npz, SEAL .npy splits" in capsys.readouterr().out
   with np.load(out, allow_pickle=False) as npz:
     assert sorted(npz.files) == sorted(raw_arrays)
@@ -121,7 +121,7 @@ def test_make_embedded_reproduces_shipped_file(tmp_path, raw_arrays, capsys):
 
 
 def test_make_embedded_reports_missing_data(tmp_path, capsys):
-  assert make_embedded.main([f"--shared_data={tmp_path}",
+  assert make_embedded.main([f"--raw_data={tmp_path}",
                              f"--out={tmp_path / 'x.npz'}"]) == 1
   err = capsys.readouterr().err.strip()
   assert "horse.mat not found" in err and "\n" not in err

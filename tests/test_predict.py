@@ -36,24 +36,20 @@ def test_two_images_of_one_name_are_refused_before_any_work(tmp_path):
 
 
 def test_the_released_best_model_segments_an_image(tmp_path):
-  """README's predict command with the released files of the best result
-  (three value nets named with commas, five FCNs for the start and the prior),
-  its ascent cut to 2 steps on 4 crops: one binary mask at the image's size."""
+  """README's predict command with the released hybrid (four value nets,
+  five FCNs for the start and the prior: configs/horses.py:hybrid), its
+  ascent cut to 2 steps on 4 crops: one binary mask at the image's size."""
   from configs import horses
   released = pathlib.Path(__file__).resolve().parents[1] / 'released'
-  config = horses.get_config()
+  config = horses.get_config('hybrid')
   config.eval.num_crops = 4
   config.eval.inference.num_steps = 2
-  config.eval.fcn.params = str(released / 'horses_fcn_ema_ensemble.npz')
-  config.eval.fcn.start_scale = 0.1
-  config.eval.fcn.prior_weight = 2.35e-4
-  params = ','.join(str(released / name) for name in (
-      'horses_dvn_long_pair.npz', 'horses_dvn_interp_seed2.npz'))
   image_path = tmp_path / 'horse.jpg'
   Image.fromarray(np.random.default_rng(0).integers(
       0, 255, (45, 70, 3), dtype=np.uint8)).save(image_path)
   [written] = predict.predict_files(config, None, [str(image_path)],
-                                    str(tmp_path / 'masks'), params)
+                                    str(tmp_path / 'masks'),
+                                    f'{released / "horses_hybrid.npz"}:dvn')
   mask = np.asarray(Image.open(written))
   assert written.name == 'horse_mask.png'
   assert mask.shape == (45, 70) and set(np.unique(mask)) <= {0, 255}

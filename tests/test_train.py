@@ -17,6 +17,8 @@ from dvn_jax import tasks
 from dvn_jax import train
 from dvn_jax.errors import DvnError
 
+RELEASED = os.path.join(os.path.dirname(__file__), '..', 'released')
+
 
 def _first_training_examples(config, count: int):
   """(inputs, targets) of the first `count` training examples, as the loop
@@ -62,80 +64,43 @@ def test_train_step_learns_and_compiles_once(model_name):
     assert state.chains is None
 
 
-@pytest.mark.parametrize(
-    'config_module,single_file,ensemble_file,members,atol', [
-    (horses_config, 'horses_dvn.npz', 'horses_dvn_ensemble.npz', 2, 1e-4),
-    (fcn_config_module, 'horses_fcn.npz', 'horses_fcn_ensemble.npz', 5, 1e-3),
+@pytest.mark.parametrize('config_module,arg,file', [
+    (horses_config, None, 'horses_dvn.npz'),
+    (fcn_config_module, None, 'horses_fcn.npz'),
 ])
-def test_released_horse_files_fit_their_default_configs(
-    config_module, single_file, ensemble_file, members, atol):
-  """The released value net and FCN, and their float16 ensembles, load into
-  configs/horses.py's and configs/horses_fcn.py's models; each ensemble's
-  first member is the released single file, the second another network."""
-  config = config_module.get_config()
-  model = builders.create_model(config)
-  root = os.path.join(os.path.dirname(__file__), '..', 'released')
-  single = train.load_trained_params(
-      model, config, None, os.path.join(root, single_file))
-  ensemble = train.load_trained_params(
-      model, config, None, os.path.join(root, ensemble_file))
-  assert ensemble.size == members
-  jax.tree.map(lambda e, p: np.testing.assert_allclose(
-      e[0], p, rtol=1e-3, atol=atol), ensemble.members, single)
-  first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
-  assert not np.allclose(first_leaf[1], jax.tree.leaves(single)[0])
-
-
-@pytest.mark.parametrize('config_module,arg,file,members', [
-    (fcn_config_module, 'ema', 'horses_fcn_ema_ensemble.npz', 5),
-    (horses_config, 'chains', 'horses_dvn_long_pair.npz', 2),
-    (horses_config, 'chains',
-     'horses_dvn_long_pair.npz,horses_dvn_interp_seed2.npz', 3),
-])
-def test_released_ensembles_of_the_best_result_fit_their_configs(
-    config_module, arg, file, members):
-  """released/horses_fcn_ema_ensemble.npz (five FCNs of
-  configs/horses_fcn.py:ema) and horses_dvn_long_pair.npz (two value nets
-  of configs/horses.py:chains; with horses_dvn_interp_seed2.npz, named
-  beside it, three): distinct members that load into their config's model
-  (the files of the best horse result)."""
+def test_the_released_single_networks_fit_their_configs(config_module, arg,
+                                                        file):
   config = config_module.get_config(arg)
-  released = os.path.join(os.path.dirname(__file__), '..', 'released')
-  path = ','.join(os.path.join(released, name)
-                  for name in param_files.param_file_names(file))
-  ensemble = train.load_trained_params(builders.create_model(config), config,
-                                       None, path)
-  first_leaf = jax.tree.leaves(ensemble)[0]   # (members, ...)
-  assert first_leaf.shape[0] == members
-  assert len({np.asarray(m).tobytes() for m in first_leaf}) == members
+  builders.check_config(config)
+  params = train.load_trained_params(builders.create_model(config), config,
+                                     None, os.path.join(RELEASED, file))
+  assert not isinstance(params, stacked.Ensemble)
 
 
-def test_released_single_file_holds_the_best_results_models_in_int8():
-  """released/horses_best_int8.npz, one file under 12 MB: its models 'dvn'
-  and 'fcn' are the three value nets and five FCNs of the best result, each
-  kernel within half an int8 step of its column's range and every other
-  array the same float16 values."""
-  released = os.path.join(os.path.dirname(__file__), '..', 'released')
-  bundle = os.path.join(released, 'horses_best_int8.npz')
-  assert os.path.getsize(bundle) < 12e6
-  for model, files in (
-      ('dvn', 'horses_dvn_long_pair.npz,horses_dvn_interp_seed2.npz'),
-      ('fcn', 'horses_fcn_ema_ensemble.npz')):
-    reference = param_files.read_params_list(','.join(
-        os.path.join(released, name) for name in files.split(',')))
+def test_the_released_hybrid_holds_four_value_nets_and_five_fcns():
+  """released/horses_hybrid.npz: model 'dvn', four distinct value nets of
+  configs/horses.py:hybrid, and 'fcn', five distinct FCNs of its eval.fcn,
+  in float16, each recording its member count."""
+  bundle = os.path.join(RELEASED, 'horses_hybrid.npz')
+  assert os.path.getsize(bundle) < 25e6
+  config = horses_config.get_config('hybrid')
+  builders.check_config(config)
+  assert config.eval.fcn.params == f'{os.path.abspath(bundle)}:fcn'
+  task = tasks.get(config)
+  for model, params, members in (
+      ('dvn', train.load_trained_params(builders.create_model(config),
+                                        config, None, f'{bundle}:dvn'), 4),
+      ('fcn', param_files.load_params(
+          config.eval.fcn.params, task.init_params(
+              task.create_model(config.eval.fcn.model),
+              jax.random.key(0))), 5)):
+    assert isinstance(params, stacked.Ensemble) and params.size == members
+    first_leaf = jax.tree.leaves(params)[0]
+    assert len({np.asarray(m).tobytes() for m in first_leaf}) == members
     stored = param_files.read_params(f'{bundle}:{model}')
-    # (The bundle predates the recorded member count: the migration reads it.)
-    assert (param_files.member_count(stored) ==
-            param_files.member_count(reference))
-    reference.pop(param_files.MEMBERS_KEY, None)
-    assert stored.keys() == reference.keys()
-    for name, value in reference.items():
-      value = value.astype(np.float32)
-      if stored[name].dtype == np.float16:
-        np.testing.assert_array_equal(stored[name], value)
-      else:
-        step = np.abs(value).max(axis=-2, keepdims=True) / 127
-        assert np.all(np.abs(stored[name] - value) <= step / 2 + 1e-3), name
+    assert param_files.member_count(stored) == members
+    assert {str(v.dtype) for k, v in stored.items()
+            if k != param_files.MEMBERS_KEY} == {'float16'}
 
 
 def _train_smoke_steps(config, num_steps: int):

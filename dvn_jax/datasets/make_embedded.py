@@ -1,9 +1,9 @@
 """Writes the embedded 32x32 Weizmann horses npz from the raw CHOPPS files.
 
-  python -m dvn_jax.datasets.make_embedded [--shared_data=../shared/data]
+  python -m dvn_jax.datasets.make_embedded --raw_data=DIR
 
 Reads `weizmann_horses/chopps_32x32/horse.mat` and
-`weizmann_horses/splits/chopps_idx_1based.txt` under --shared_data, writes
+`weizmann_horses/splits/chopps_idx_1based.txt` under --raw_data, writes
 dvn_jax/datasets/data/weizmann_horses_32x32.npz (and a copy of the split list
 next to it), then checks the result against the derived reference npz and the
 SEAL .npy split files when they exist.
@@ -74,12 +74,12 @@ def check_seal_npy(arrays: dict[str, np.ndarray], shared: pathlib.Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--shared_data", default="../shared/data",
+  parser.add_argument("--raw_data", required=True,
                       help="folder holding weizmann_horses/ (raw CHOPPS files)")
   parser.add_argument("--out", default=str(horses.EMBEDDED_PATH),
                       help="npz to write")
   args = parser.parse_args(argv)
-  shared = pathlib.Path(args.shared_data).expanduser()
+  shared = pathlib.Path(args.raw_data).expanduser()
   out = pathlib.Path(args.out)
   try:
     arrays = build_arrays(shared / _MAT, shared / _SPLIT_LIST)

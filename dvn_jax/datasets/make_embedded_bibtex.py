@@ -1,9 +1,9 @@
 """Writes the embedded Bibtex npz from Mulan's ARFF files.
 
-  python -m dvn_jax.datasets.make_embedded_bibtex [--shared_data=../shared/data]
+  python -m dvn_jax.datasets.make_embedded_bibtex --raw_data=DIR
 
 Reads bibtex/bibtex-train.arff, bibtex-test.arff and bibtex.xml under
---shared_data and writes dvn_jax/datasets/data/bibtex.npz (features and
+--raw_data and writes dvn_jax/datasets/data/bibtex.npz (features and
 labels as compressed sparse rows), then reads it back and checks it equals
 the ARFF data.
 """
@@ -23,12 +23,12 @@ from dvn_jax.errors import DataError
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--shared_data', default=os.path.join('..', 'shared',
-                                                            'data'))
+  parser.add_argument('--raw_data', required=True,
+                      help='folder holding bibtex/ (Mulan ARFF files)')
   parser.add_argument('--output', default=multilabel.EMBEDDED_BIBTEX)
   args = parser.parse_args(argv)
   try:
-    files = multilabel.read_bibtex_arff(os.path.join(args.shared_data,
+    files = multilabel.read_bibtex_arff(os.path.join(args.raw_data,
                                                      'bibtex'))
     multilabel.save_embedded(args.output, files)
     back = multilabel.load_embedded(args.output)

@@ -136,8 +136,8 @@ class DigitCompletion(base.Task):
     return metrics
 
   def summary(self, metrics: dict[str, float]) -> str:
-    return (f'mean IoU {metrics["mean_iou"]:.2f}, pixel accuracy '
-            f'{metrics["pixel_accuracy"]:.2f}')
+    return (f'mean IoU {metrics["mean_iou"]:.2f}%, pixel accuracy '
+            f'{metrics["pixel_accuracy"]:.2f}%')
 
 
 def build(config: ml_collections.ConfigDict) -> DigitCompletion:

@@ -101,8 +101,8 @@ class MultiLabel(base.Task):
         self.config.eval.threshold)
 
   def summary(self, metrics: dict[str, float]) -> str:
-    return (f'F1 {metrics["f1"]:.2f} (precision {metrics["precision"]:.2f}, '
-            f'recall {metrics["recall"]:.2f})')
+    return (f'F1 {metrics["f1"]:.2f}% (precision {metrics["precision"]:.2f}%, '
+            f'recall {metrics["recall"]:.2f}%)')
 
 
 def build(config: ml_collections.ConfigDict) -> MultiLabel:

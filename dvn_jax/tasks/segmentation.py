@@ -177,10 +177,10 @@ class Segmentation(base.Task):
 
   def summary(self, metrics: dict[str, float]) -> str:
     if self.num_classes > 1:
-      return (f'superpixel accuracy {metrics["superpixel_accuracy"]:.2f}, '
-              f'pixel accuracy {metrics["pixel_accuracy"]:.2f}')
-    return (f'mean IoU {metrics["mean_iou"]:.2f}, '
-            f'global IoU {metrics["global_iou"]:.2f}')
+      return (f'superpixel accuracy {metrics["superpixel_accuracy"]:.2f}%, '
+              f'pixel accuracy {metrics["pixel_accuracy"]:.2f}%')
+    return (f'mean IoU {metrics["mean_iou"]:.2f}%, '
+            f'global IoU {metrics["global_iou"]:.2f}%')
 
 
 def crop_averaged(probabilities: base.Probabilities, images: Array,
