@@ -157,10 +157,10 @@ def make_jax_step(config, images, masks):
 
   def one():
     indices = input_pipeline.batch_indices(0, holder['i'], len(images),
-                                           config.batch_size)
+                                           config.batch_size)[None]
     holder['i'] += 1
     holder['state'], metrics = step(holder['state'], images, masks, indices)
-    return jax.block_until_ready(metrics['loss'])
+    return jax.block_until_ready(metrics['loss'][0])
 
   return one, model, holder
 

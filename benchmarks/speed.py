@@ -64,7 +64,7 @@ def multilabel_speed(config) -> None:
   tx = builders.make_optimizer(config.optimizer)
   step = train.make_train_step(model, tx, config)
   b = config.batch_size
-  idx = input_pipeline.batch_indices(0, 0, len(features), b)
+  idx = input_pipeline.batch_indices(0, 0, len(features), b)[None]
   holder = {'state': train.create_state(model, tx, config)}
 
   def full_step():
@@ -99,7 +99,7 @@ def main(_):
   tx = builders.make_optimizer(config.optimizer)
   state = train.create_state(model, tx, config)
   b = config.batch_size
-  idx = input_pipeline.batch_indices(0, 0, len(images), b)
+  idx = input_pipeline.batch_indices(0, 0, len(images), b)[None]
 
   step = train.make_train_step(model, tx, config)
   holder = {'state': state}

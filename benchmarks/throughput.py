@@ -103,8 +103,9 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   inputs, targets = (parallel.put(a, rep)
                      for a in tasks.get(config).train_arrays(data['train']))
   state = parallel.put_tree(train.create_state(model, tx, config), rep)
-  indices = parallel.put(input_pipeline.batch_indices(
-      0, 0, len(inputs), config.batch_size), parallel.batch_sharded(mesh))
+  indices = parallel.put(input_pipeline.steps_batch_indices(
+      0, 0, 1, len(inputs), config.batch_size),
+                         parallel.steps_batch_sharded(mesh))
   step = train.make_train_step(model, tx, config, mesh)
   start = time.perf_counter()
   compiled = step.lower(state, inputs, targets, indices).compile()

@@ -47,6 +47,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Val F1 peaked at epoch 280 (step 64960) in the sweep, so training stops
   # there; --config.num_train_steps=87000 runs all 375 epochs.
   c.num_train_steps = 280 * STEPS_PER_EPOCH
+  # Train steps per compiled call (a lax.scan on the device; train.py):
+  # metrics, evaluations and checkpoints at call boundaries.
+  c.steps_per_call = 1
   c.optimizer = common.optimizer(
       'sgd', 0.1, momentum=0.0, schedule='piecewise',
       decay_steps=(150 * STEPS_PER_EPOCH, 300 * STEPS_PER_EPOCH),

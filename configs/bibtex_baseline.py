@@ -42,6 +42,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Chosen on val (configs/bibtex_sweep.py:baseline): the step with the best
   # val F1, and weight decay 1e-3 for logreg, none for the network.
   c.num_train_steps = 1392 if kind == 'logreg' else 2088
+  # Train steps per compiled call (a lax.scan on the device; train.py):
+  # metrics, evaluations and checkpoints at call boundaries.
+  c.steps_per_call = 1
   c.optimizer = common.optimizer(
       'adam', 1e-3, momentum=0.0,
       weight_decay=1e-3 if kind == 'logreg' else 0.0)

@@ -29,6 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = 'cross_entropy'
   c.batch_size = 64
   c.num_train_steps = 10_000
+  # Train steps per compiled call (a lax.scan on the device; train.py):
+  # metrics, evaluations and checkpoints at call boundaries.
+  c.steps_per_call = 1
   c.optimizer = common.optimizer('adam', 1e-3)
   c.ema_decay = 0.0
   c.tuples = ml_collections.ConfigDict(dict(

@@ -91,6 +91,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   base.check_fields([
       (config.batch_size >= 1,
        f'batch_size must be >= 1, got {config.batch_size}'),
+      (config.steps_per_call >= 1,
+       f'steps_per_call must be >= 1, got {config.steps_per_call}'),
       (config.num_train_steps >= 0,
        f'num_train_steps must be >= 0, got {config.num_train_steps}'),
       (config.optimizer.learning_rate > 0,

@@ -29,6 +29,7 @@ from PIL import ImageDraw
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import evaluate
 from dvn_jax import files
 from dvn_jax import predictors
 from dvn_jax import tasks
@@ -107,14 +108,21 @@ def binary(soft: np.ndarray, threshold: float) -> np.ndarray:
   return (np.asarray(soft) >= threshold).astype(np.float32)
 
 
+def predict_split(config, model, params, images: np.ndarray) -> np.ndarray:
+  """Soft masks of `images`, eval.batch_size images per compiled call."""
+  predict = predictors.make_predict_fn(model, config)
+  return evaluate.predict_in_batches(lambda batch: predict(params, batch),
+                                     images, config.eval.batch_size)
+
+
 def qualitative_figure(config, params, model, split, fcn) -> Image.Image:
-  dvn = binary(predictors.make_predict_fn(model, config)(params, split.images),
+  dvn = binary(predict_split(config, model, params, split.images),
                config.eval.threshold)
   columns = [('input', list(split.images))]
   if fcn is not None:
     fcn_config, fcn_model, fcn_params = fcn
-    fcn_masks = binary(predictors.make_predict_fn(fcn_model, fcn_config)(
-        fcn_params, split.images), fcn_config.eval.threshold)
+    fcn_masks = binary(predict_split(fcn_config, fcn_model, fcn_params,
+                                     split.images), fcn_config.eval.threshold)
     columns.append(('FCN', list(fcn_masks)))
   columns += [('DVN', list(dvn)),
               ('ground truth', list(split.masks.astype(np.float32)))]

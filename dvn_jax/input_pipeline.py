@@ -34,9 +34,19 @@ def masks_to_float(masks: np.ndarray | Array, num_classes: int = 1) -> Array:
 def batch_indices(seed: int, step: int, num_examples: int,
                   batch_size: int) -> np.ndarray:
   """Example indices of batch `step`: epochs of seeded permutations."""
-  positions = step * batch_size + np.arange(batch_size)
+  return steps_batch_indices(seed, step, 1, num_examples, batch_size)[0]
+
+
+def steps_batch_indices(seed: int, first_step: int, num_steps: int,
+                        num_examples: int, batch_size: int) -> np.ndarray:
+  """(num_steps, batch_size) example indices of batches first_step, ...,
+  first_step + num_steps - 1 (`batch_indices` of each, each epoch's
+  permutation drawn once)."""
+  positions = (first_step * batch_size +
+               np.arange(num_steps * batch_size)).reshape(num_steps,
+                                                          batch_size)
   epochs, within = np.divmod(positions, num_examples)
-  indices = np.empty(batch_size, np.int32)
+  indices = np.empty(positions.shape, np.int32)
   for epoch in np.unique(epochs):
     permutation = np.random.default_rng([seed, int(epoch)]).permutation(
         num_examples)

@@ -26,6 +26,7 @@ ADDED: dict[str, Any] = {
     'num_devices': 0,
     'ema_decay': 0.0,
     'init_from': '',
+    'steps_per_call': 1,
     'tuples.adversarial_objective': 'loss',
     'tuples.inference_chains': False,
     'tuples.chain_steps': 1,

@@ -95,6 +95,11 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
+def steps_batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Arrays (steps, batch, ...): every step's batch split over the devices."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
 def check_divisible(size: int, mesh: Mesh, field: str) -> None:
   if size % mesh.size:
     raise ConfigError(f'{field} = {size} must be a multiple of the '

@@ -8,7 +8,8 @@ Each image (any size, any mode PIL reads: JPEG, PNG, TIFF, ...) is
 converted to 8-bit RGB as `dvn_jax.datasets.images` says (16-bit and float
 images scaled by their pixels' range, transparent pixels composited on
 --background, white by default), resized to the model's 32x32, segmented with the config's test-time inference (crops,
-joint inference or mask averaging), and the soft mask is resized back to the
+joint inference or mask averaging) eval.batch_size images per compiled call
+(the last batch padded, so one program serves every batch), and the soft mask is resized back to the
 image's size and thresholded: `<output_dir>/<name>_mask.png`, 0 or 255.
 Every image is read and the output folder checked before the model loads;
 a refused run writes nothing, and each mask is written whole or not at all.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Iterator
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +34,7 @@ from PIL import Image
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import evaluate
 from dvn_jax import files
 from dvn_jax import predictors
 from dvn_jax import tasks
@@ -76,20 +79,33 @@ def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return np.asarray(image.resize((width, height), Image.BILINEAR))
 
 
-def segment(predict_fn, params, image: np.ndarray, image_size: int,
-            threshold: float) -> np.ndarray:
-  """The mask at the image's own size: binary (H, W) uint8 {0, 255}, or
-  for K = 3 classes (H, W, 3) uint8 with class k's channel at 255."""
-  small = resize(image, (image_size, image_size))
-  soft = np.asarray(predict_fn(params, small[None]))[0]
+def segment(predict_fn, params, rgbs: Sequence[np.ndarray], image_size: int,
+            threshold: float, batch_size: int) -> Iterator[np.ndarray]:
+  """Each image's mask at its own size: binary (H, W) uint8 {0, 255}, or
+  for K = 3 classes (H, W, 3) uint8 with class k's channel at 255.
+
+  The images are resized to image_size on the host and segmented
+  batch_size at a time (`evaluate.predict_in_batches`: fixed batch shapes,
+  the last one padded, one compilation; progress and ETA logged).
+  """
+  small = np.stack([resize(rgb, (image_size, image_size)) for rgb in rgbs])
+  soft = evaluate.predict_in_batches(lambda images: predict_fn(params, images),
+                                     small, batch_size, pad_to_batch=True)
+  for rgb, one in zip(rgbs, soft):
+    yield full_size_mask(one, rgb.shape[:2], threshold)
+
+
+def full_size_mask(soft: np.ndarray, size: tuple[int, int],
+                   threshold: float) -> np.ndarray:
+  """A soft mask (h, w, K) resized to `size` and made binary (K = 1: 0 or
+  255) or an RGB image of each pixel's class (K = 3)."""
   if soft.shape[-1] == 1:
-    full = resize(soft[..., 0], image.shape[:2])
+    full = resize(soft[..., 0], size)
     return np.where(full >= threshold, 255, 0).astype(np.uint8)
   if soft.shape[-1] != 3:
     raise DataError(f'cannot draw {soft.shape[-1]} classes as a PNG; '
                     'only 1 (binary) or 3 (RGB)')
-  full = np.stack([resize(soft[..., k], image.shape[:2]) for k in range(3)],
-                  axis=-1)
+  full = np.stack([resize(soft[..., k], size) for k in range(3)], axis=-1)
   return (np.eye(3, dtype=np.uint8) * 255)[full.argmax(axis=-1)]
 
 
@@ -135,9 +151,10 @@ def predict_files(config, workdir: str | None, paths: Sequence[str],
   params = train.load_trained_params(model, config, workdir, params_path)
   predict_fn = predictors.make_predict_fn(model, config)
   with files.created_for_run(output_dir) as keep:
-    for rgb, target in zip(rgbs, targets):
-      write_png(segment(predict_fn, params, rgb, config.image_size,
-                        config.eval.threshold), target)
+    masks = segment(predict_fn, params, rgbs, config.image_size,
+                    config.eval.threshold, config.eval.batch_size)
+    for mask, target in zip(masks, targets):
+      write_png(mask, target)
     keep()
   return targets
 

@@ -122,33 +122,67 @@ def started_from(state: TrainState, tx: optax.GradientTransformation,
 # ---------------------------------------------------------- train steps ----
 
 
+def fuse_steps(train_step: Callable) -> Callable:
+  """train_step(state, inputs, targets, indices (B,)) -> (state, metrics)
+  as steps(state, inputs, targets, indices (K, B)) -> (state, metrics with
+  a leading axis K): K steps in one call, a `lax.scan` over the batches'
+  indices. K = 1 is the single step itself, not a scan of one."""
+
+  def steps(state, inputs, targets, indices):
+    if indices.shape[0] == 1:
+      state, metrics = train_step(state, inputs, targets, indices[0])
+      return state, jax.tree.map(lambda value: value[None], metrics)
+    return jax.lax.scan(
+        lambda carry, batch: train_step(carry, inputs, targets, batch),
+        state, indices)
+
+  return steps
+
+
 def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,
                    chains: bool = False, ema: bool = False) -> Callable:
-  """jit with the state donated; on a mesh, everything replicated but the
-  batch indices and the inference chains, which are split over the devices
-  (parallel.py, `state_shardings`)."""
+  """jit of `fuse_steps(train_step)` with the state donated; on a mesh,
+  everything replicated but the batch indices (K, B) and the inference
+  chains, which are split over the devices along the batch (parallel.py,
+  `state_shardings`)."""
+  steps = fuse_steps(train_step)
   if mesh is None:
-    return jax.jit(train_step, donate_argnums=(0,))
-  rep, batch = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+    return jax.jit(steps, donate_argnums=(0,))
+  rep = parallel.replicated(mesh)
   state = state_shardings(mesh, chains, ema)
-  return jax.jit(train_step, in_shardings=(state, rep, rep, batch),
+  return jax.jit(steps, in_shardings=(state, rep, rep,
+                                      parallel.steps_batch_sharded(mesh)),
                  out_shardings=(state, rep), donate_argnums=(0,))
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
                     config: ml_collections.ConfigDict,
                     mesh: jax.sharding.Mesh | None = None) -> Callable:
-  """jit(train_step)(state, inputs, targets, indices) -> (state, metrics),
-  the method's step (`methods.<method>.make_train_step`) on the task.
+  """jit(train_steps)(state, inputs, targets, indices) -> (state, metrics):
+  the method's step (`methods.<method>.make_train_step`) on the task, once
+  per row of indices (K, B) (`fuse_steps`); metrics have a leading axis K.
 
   inputs and targets are the whole training set on the device
-  (`Task.train_arrays`); indices (B,) pick the batch. With a mesh, the step
-  is data parallel over its devices (parallel.py).
+  (`Task.train_arrays`); each row of indices picks a batch. With a mesh,
+  the steps are data parallel over its devices (parallel.py).
   """
   task, method = tasks.get(config), methods.get(config)
   return jit_train_step(method.make_train_step(task, model, tx, config), mesh,
                         chains=method.init_chains(task, config) is not None,
                         ema=config.ema_decay > 0)
+
+
+def call_ends(first_step: int, num_train_steps: int, steps_per_call: int,
+              stops: Sequence[int]) -> list[int]:
+  """The step each compiled call ends at: every steps_per_call steps, and
+  at each of `stops` (the steps evaluated or checkpointed) and the last."""
+  ends, step = [], first_step
+  stops = sorted(s for s in set(stops) if first_step < s < num_train_steps)
+  for stop in stops + [num_train_steps]:
+    while step < stop:
+      step = min(step + steps_per_call, stop)
+      ends.append(step)
+  return ends
 
 
 # ------------------------------------------------------------- evaluate ----
@@ -300,29 +334,36 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
     logging.info('Nothing to train: the checkpoint is at step %d of %d; raise '
                  '--config.num_train_steps to train longer', first_step,
                  config.num_train_steps)
+  saved = [s for s in range(first_step + 1, config.num_train_steps + 1)
+           if s % config.checkpoint_every_steps == 0]
   step = first_step
   with preemption.stop_requests() as stop_requested:
     try:
-      for step in range(first_step + 1, config.num_train_steps + 1):
-        indices = parallel.put(input_pipeline.batch_indices(
-            config.seed, step - 1, len(inputs), config.batch_size),
-                               parallel.batch_sharded(mesh))
+      for end in call_ends(first_step, config.num_train_steps,
+                           config.steps_per_call, scored + saved):
+        indices = parallel.put(input_pipeline.steps_batch_indices(
+            config.seed, step, end - step, len(inputs), config.batch_size),
+                               parallel.steps_batch_sharded(mesh))
         state, metrics = train_step(state, inputs, targets, indices)
-        if step == first_step + 1:
+        if step == first_step:
           started()
-        is_last = step == config.num_train_steps
-        log_now = step % config.log_every_steps == 0 or is_last
+        first, step = step + 1, end
+        logged = [s for s in range(first, end + 1)
+                  if s % config.log_every_steps == 0 or
+                  s == config.num_train_steps]
         eval_now = step in scored
         # Every eval step is saved too, so the best checkpoint is kept.
-        save_now = (step % config.checkpoint_every_steps == 0 or is_last or
-                    eval_now)
-        if log_now or save_now:   # a non-finite state is never saved
-          metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-          _check_finite(step, metrics, last_saved)
-        if log_now:
-          metrics.update(reporter(step) or {})
-          writer.write_scalars(step,
-                               {f'train/{k}': v for k, v in metrics.items()})
+        save_now = (step % config.checkpoint_every_steps == 0 or
+                    step == config.num_train_steps or eval_now)
+        if logged or save_now:   # a non-finite state is never saved
+          rows = jax.device_get(metrics)
+          for s in sorted(set(logged) | {step}):
+            row = {k: float(v[s - first]) for k, v in rows.items()}
+            _check_finite(s, row, last_saved)
+            if s in logged:
+              row.update(reporter(s) or {})
+              writer.write_scalars(s, {f'train/{k}': v
+                                       for k, v in row.items()})
         score = None
         if eval_now:
           start = time.perf_counter()

@@ -137,3 +137,26 @@ def test_predict_refuses_a_config_that_is_not_segmentation(tmp_path):
     predict.predict_files(bibtex.get_config(), None, [str(tmp_path / 'a.png')],
                           str(tmp_path / 'masks'), 'unused.npz')
   assert not (tmp_path / 'masks').exists()
+
+
+def test_batched_prediction_gives_the_masks_of_one_image_at_a_time():
+  """Five images of different sizes, three per compiled call (the last call
+  padded), segment as they do one per call; one program serves all."""
+  import jax
+  from configs import horses
+  from dvn_jax import builders
+  from dvn_jax import predictors
+  config = horses.get_config('smoke')
+  builders.check_config(config)
+  model = builders.create_model(config)
+  params = builders.init_model_params(model, config, jax.random.key(1))
+  predict_fn = predictors.make_predict_fn(model, config)
+  rng = np.random.default_rng(0)
+  rgbs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+          for h, w in [(20, 30), (32, 32), (64, 41), (9, 9), (50, 50)]]
+  one = list(predict.segment(predict_fn, params, rgbs, 32, 0.5, 1))
+  batched = list(predict.segment(predict_fn, params, rgbs, 32, 0.5, 3))
+  assert [m.shape for m in batched] == [r.shape[:2] for r in rgbs]
+  for a, b in zip(one, batched):
+    np.testing.assert_array_equal(a, b)
+  assert predict_fn._cache_size() == 2   # batch 1 and batch 3, no more

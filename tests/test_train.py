@@ -3,10 +3,12 @@ jitted train step of each method, released files in their configs."""
 
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
 
+from configs import bibtex as bibtex_config
 from configs import horses as horses_config
 from configs import horses_fcn as fcn_config_module
 from dvn_jax import builders
@@ -50,7 +52,8 @@ def test_train_step_learns_and_compiles_once(model_name):
   params0 = jax.tree.map(np.asarray, state.params)
   for s in range(3):
     state, metrics = step(state, images, masks,
-                          input_pipeline.batch_indices(0, s, 8, 4))
+                          input_pipeline.batch_indices(0, s, 8, 4)[None])
+    metrics = jax.tree.map(lambda rows: rows[0], metrics)
   assert step._cache_size() == 1
   assert int(state.step) == 3
   assert np.isfinite(float(metrics['loss']))
@@ -113,7 +116,8 @@ def _train_smoke_steps(config, num_steps: int):
   step = train.make_train_step(model, tx, config)
   for s in range(num_steps):
     state, metrics = step(state, images, masks,
-                          input_pipeline.batch_indices(0, s, 8, 4))
+                          input_pipeline.batch_indices(0, s, 8, 4)[None])
+    metrics = jax.tree.map(lambda rows: rows[0], metrics)
   return jax.device_get((state, metrics))
 
 
@@ -165,3 +169,69 @@ def test_init_from_starts_from_a_file_of_the_same_network(tmp_path):
       fcn_model, fcn, jax.random.key(0)), fcn_path)
   with pytest.raises(DvnError, match='does not fit'):
     train.started_from(state, tx, fcn_path)
+
+
+@pytest.mark.parametrize('name', ['horses', 'horses+chains+ema', 'bibtex',
+                                  'baseline'])
+def test_fused_steps_give_the_parameters_of_single_steps(name):
+  """K = 4 steps in one compiled call (a lax.scan) give the parameters,
+  chains and metrics of 4 calls of one step, to float tolerance."""
+  config = (bibtex_config if name == 'bibtex' else
+            horses_config).get_config('smoke')
+  if 'chains' in name:
+    config.tuples.inference_chains = True
+    config.ema_decay = 0.9
+  if name == 'baseline':
+    config = fcn_config_module.get_config('smoke')
+  inputs, targets = _first_training_examples(config, 8)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer)
+  step = train.make_train_step(model, tx, config)
+  batches = input_pipeline.steps_batch_indices(0, 0, 4, 8, 4)
+  np.testing.assert_array_equal(
+      batches, [input_pipeline.batch_indices(0, s, 8, 4) for s in range(4)])
+  single = train.create_state(model, tx, config)
+  rows = []
+  for batch in batches:
+    single, metrics = step(single, inputs, targets, batch[None])
+    rows.append(metrics)
+  fused, fused_metrics = step(train.create_state(model, tx, config), inputs,
+                              targets, batches)
+  assert int(fused.step) == int(single.step) == 4
+  # Adam divides by the root of tiny second moments, so float-order
+  # differences of XLA's two programs show at ~1e-6 absolute; a wrong batch
+  # or key moves parameters by ~1e-3.
+  chex.assert_trees_all_close(jax.device_get(fused), jax.device_get(single),
+                              rtol=1e-4, atol=1e-5)
+  chex.assert_trees_all_close(
+      jax.device_get(fused_metrics),
+      jax.tree.map(lambda *r: np.concatenate(r), *jax.device_get(rows)),
+      rtol=1e-4, atol=1e-5)
+
+
+def test_call_ends_stop_at_every_evaluation_and_checkpoint():
+  assert train.call_ends(0, 10, 4, [3, 6]) == [3, 6, 10]
+  assert train.call_ends(0, 10, 1, []) == list(range(1, 11))
+  assert train.call_ends(2, 20, 8, [5, 20, 30]) == [5, 13, 20]
+  assert train.call_ends(7, 7, 4, [3]) == []
+
+
+def test_a_fused_run_trains_and_scores_as_single_steps(tmp_path):
+  """The loop with steps_per_call = 4 evaluates and checkpoints at the same
+  steps as with 1, to the same parameters (float tolerance)."""
+  results = {}
+  for k in (1, 4):
+    config = bibtex_config.get_config('smoke')
+    config.steps_per_call = k
+    workdir = tmp_path / str(k)
+    metrics = train.train_and_evaluate(config, str(workdir))
+    model = builders.create_model(config)
+    results[k] = (metrics, train.restore_state(model, config, str(workdir)),
+                  sorted(p.name for p in (workdir / 'checkpoints').iterdir()))
+  (m1, s1, saved1), (m4, s4, saved4) = results[1], results[4]
+  assert saved1 == saved4
+  assert int(s1.step) == int(s4.step) == 6
+  chex.assert_trees_all_close(jax.device_get(s1.params),
+                              jax.device_get(s4.params), rtol=1e-4, atol=1e-5)
+  assert m1.keys() == m4.keys()
+  assert abs(m1['f1'] - m4['f1']) < 1e-3
