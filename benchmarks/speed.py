@@ -119,8 +119,8 @@ def main(_):
         f'{first:.1f} s)')
 
   state = holder['state']  # the first state was donated to the train step
-  x = images[idx, :config.crop_size, :config.crop_size]
-  y = masks[idx, :config.crop_size, :config.crop_size]
+  x = images[idx[0], :config.crop_size, :config.crop_size]
+  y = masks[idx[0], :config.crop_size, :config.crop_size]
   v = jnp.full((b,), 0.5)
 
   @jax.jit

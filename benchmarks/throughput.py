@@ -1,12 +1,15 @@
 r"""Throughput of training and inference, against the chip's measured peak.
 
   python benchmarks/throughput.py [--config=configs/horses.py] \
-      [--batch_sizes=32,64] [--unrolls=full,1] [--precision=float32]
+      [--batch_sizes=32,64] [--unrolls=full,1] [--steps_per_call=1,10] \
+      [--precision=float32]
   python benchmarks/throughput.py --config=configs/bibtex.py --batch_sizes=32
 
-For each batch size and `lax.scan` unroll factor ('full' or an integer;
-applied to the inference steps of training tuples and of prediction) it
-prints one markdown row: the train step (ms, tuples/s), its FLOPs (XLA's
+For each batch size, `lax.scan` unroll factor ('full' or an integer;
+applied to the inference steps of training tuples and of prediction) and
+number of train steps fused in one compiled call (config.steps_per_call;
+the time of a call divided by it) it prints one markdown row: the train
+step (ms, tuples/s), its FLOPs (XLA's
 cost analysis of the fully unrolled step: a rolled loop's cost analysis
 counts its body once), the FLOP/s achieved and their share of the peak, the
 compile time, inference throughput (crop-steps/s for segmentation: crops x
@@ -43,8 +46,11 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', [], 'Train batch sizes '
                                  '(default: the config\'s).')
 _UNROLLS = flags.DEFINE_list('unrolls', ['full', '1'],
                              "lax.scan unroll factors: 'full' or integers.")
+_STEPS_PER_CALL = flags.DEFINE_list('steps_per_call', ['1'], 'Train steps '
+                                    'fused in one compiled call.')
 cli.check_whole_numbers(_BATCH_SIZES)
 cli.check_whole_numbers(_UNROLLS, words=('full',))
+cli.check_whole_numbers(_STEPS_PER_CALL)
 _PRECISION = flags.DEFINE_enum('precision', 'float32',
                                ['float32', 'tensorfloat32', 'bfloat16'],
                                'Matmul/conv precision.')
@@ -84,9 +90,10 @@ def parse_unroll(text: str) -> int:
   return 0 if text == 'full' else int(text)
 
 
-def with_settings(config, batch_size: int, unroll: int):
+def with_settings(config, batch_size: int, unroll: int, steps_per_call: int):
   config = config.copy_and_resolve_references()
   config.batch_size = batch_size
+  config.steps_per_call = steps_per_call
   ascents = [config.eval.inference]
   if 'tuples' in config:
     ascents += [config.tuples.inference, config.tuples.adversarial]
@@ -103,8 +110,11 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
   inputs, targets = (parallel.put(a, rep)
                      for a in tasks.get(config).train_arrays(data['train']))
   state = parallel.put_tree(train.create_state(model, tx, config), rep)
+  # A lax.scan's cost analysis counts its body once: the compiled program's
+  # FLOPs are one step's whatever steps_per_call is.
+  k = config.steps_per_call
   indices = parallel.put(input_pipeline.steps_batch_indices(
-      0, 0, 1, len(inputs), config.batch_size),
+      0, 0, k, len(inputs), config.batch_size),
                          parallel.steps_batch_sharded(mesh))
   step = train.make_train_step(model, tx, config, mesh)
   start = time.perf_counter()
@@ -117,7 +127,7 @@ def measure(config, data, mesh, repeats: int) -> dict[str, float]:
                                         indices)
     return metrics
   jax.block_until_ready(one_step())
-  step_s = machine.median_seconds(one_step, repeats, warmup=False)
+  step_s = machine.median_seconds(one_step, repeats, warmup=False) / k
 
   params = holder['state'].params
   predict = predictors.make_predict_fn(model, config)
@@ -150,25 +160,28 @@ def main(_):
         f'{_PRECISION.value}')
   print(f'# peak: {n}x{n} float32 matmul {peak / 1e9:.1f} GFLOP/s')
   rate = 'crop-steps/s' if segmentation else 'examples/s'
-  print(f'| batch | unroll | train step ms | tuples/s | GFLOP/step | GFLOP/s '
-        f'| % of peak | compile s | predict {rate} | peak memory |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  print(f'| batch | unroll | steps/call | train step ms | tuples/s | '
+        f'GFLOP/step | GFLOP/s | % of peak | compile s | predict {rate} | '
+        'peak memory |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   batch_sizes = [int(b) for b in _BATCH_SIZES.value] or [config.batch_size]
   for batch_size in batch_sizes:
     flops = None
     for unroll_text in _UNROLLS.value:
       unroll = parse_unroll(unroll_text)
-      result = measure(with_settings(config, batch_size, unroll), data, mesh,
-                       _REPEATS.value)
-      if unroll == 0:
-        flops = result['flops']
-      work = flops or result['flops']
-      achieved = work / result['step_s']
-      print(f'| {batch_size} | {unroll_text} | {1e3 * result["step_s"]:.1f} | '
-            f'{batch_size / result["step_s"]:.0f} | {work / 1e9:.2f} | '
-            f'{achieved / 1e9:.1f} | {100 * achieved / peak:.0f} | '
-            f'{result["compile_s"]:.1f} | {result["predict_rate"]:.0f} | '
-            f'{peak_memory()} |', flush=True)
+      for k in (int(k) for k in _STEPS_PER_CALL.value):
+        result = measure(with_settings(config, batch_size, unroll, k), data,
+                         mesh, _REPEATS.value)
+        if unroll == 0:
+          flops = result['flops']
+        work = flops or result['flops']
+        achieved = work / result['step_s']
+        print(f'| {batch_size} | {unroll_text} | {k} | '
+              f'{1e3 * result["step_s"]:.2f} | '
+              f'{batch_size / result["step_s"]:.0f} | {work / 1e9:.2f} | '
+              f'{achieved / 1e9:.1f} | {100 * achieved / peak:.0f} | '
+              f'{result["compile_s"]:.1f} | {result["predict_rate"]:.0f} | '
+              f'{peak_memory()} |', flush=True)
 
 
 if __name__ == '__main__':

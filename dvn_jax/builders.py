@@ -37,6 +37,14 @@ def init_model_params(model: nn.Module, config: ml_collections.ConfigDict,
   return tasks.get(config).init_params(model, rng)
 
 
+def param_shapes(model: nn.Module, config: ml_collections.ConfigDict) -> Any:
+  """The shapes and dtypes of the network's parameters (a pytree of
+  jax.ShapeDtypeStruct), traced without running the initialisers: the
+  template a parameter file is read into."""
+  return jax.eval_shape(lambda: init_model_params(model, config,
+                                                  jax.random.key(0)))
+
+
 def ascent_spec(cfg: ml_collections.ConfigDict, task: base.Task
                 ) -> inference.AscentSpec:
   """The gradient-ascent settings `cfg` (configs/common.py's `ascent`) on

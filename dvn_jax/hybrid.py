@@ -41,7 +41,7 @@ def load_baseline(task: base.Task, model_config: ml_collections.ConfigDict,
   an ensemble file."""
   net = task.create_model(model_config)
   params = param_files.load_params(
-      path, task.init_params(net, jax.random.key(0)))
+      path, jax.eval_shape(lambda: task.init_params(net, jax.random.key(0))))
   probabilities = lambda p, x: task.probabilities(net.apply({'params': p}, x))
   return functools.partial(stacked.averaged_over_members(probabilities),
                            params)

@@ -423,8 +423,8 @@ def load_trained_params(model: nn.Module, config: ml_collections.ConfigDict,
   """Parameters from a released file (`params_path`) or a workdir (its
   latest checkpoint's moving average if it kept one)."""
   if params_path:
-    template = builders.init_model_params(model, config, jax.random.key(0))
-    return param_files.load_params(params_path, template)
+    return param_files.load_params(params_path,
+                                   builders.param_shapes(model, config))
   if not workdir:
     raise ConfigError('pass --workdir (a trained run) or --params (a file)')
   return eval_params(restore_state(model, config, workdir))

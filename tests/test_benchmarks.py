@@ -278,3 +278,27 @@ def test_test_time_script_scores_variants_on_val_and_refuses_test(tmp_path):
   neither = run_python(script, config)
   assert neither.returncode == 1
   assert neither.stderr.strip().startswith('error: pass either --workdir')
+
+
+def test_bibtex_recipe_script_ends_with_the_test_f1_and_its_time(tmp_path):
+  """The published recipe as one command (smoke sizes): val after phase 1,
+  then train+val, then test; its temporary workdir is gone at the end."""
+  result = run_python(benchmark('bibtex_time_to_accuracy.py'),
+                      f'--config={REPO / "configs" / "bibtex.py"}:smoke',
+                      '--config.steps_per_call=4')
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = result.stdout.strip().splitlines()
+  assert re.fullmatch(r'val F1 \d+\.\d\d after 6 steps on train \(.* s\)',
+                      lines[-3]), lines
+  assert lines[-2].startswith('1 more steps on trainval')
+  assert re.fullmatch(r'test F1 \d+\.\d\d in \d+\.\d s', lines[-1]), lines
+
+
+def test_throughput_script_times_fused_steps():
+  result = run_python(benchmark('throughput.py'),
+                      f'--config={REPO / "configs" / "bibtex.py"}:smoke',
+                      '--batch_sizes=4', '--unrolls=1',
+                      '--steps_per_call=1,3', '--repeats=1', '--peak_n=64')
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = [l for l in result.stdout.splitlines() if l.startswith('| 4 | 1 |')]
+  assert [row.split('|')[3].strip() for row in rows] == ['1', '3']
