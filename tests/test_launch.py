@@ -54,5 +54,5 @@ def test_sweep_rejects_an_unknown_field_before_launching(tmp_path):
 def test_launch_scripts_are_valid_bash():
   for script in ('launch/tpu_vm.sh', 'launch/slurm_gpu.sbatch',
                  'launch/gpu_horses_sweep.sh', 'launch/gpu_horses_members.sh',
-                 'launch/gpu_env.sh'):
+                 'launch/gpu_env.sh', 'launch/gpu_throughput.sh'):
     assert subprocess.run(['bash', '-n', script], cwd=REPO).returncode == 0
