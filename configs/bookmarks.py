@@ -28,7 +28,7 @@ STEPS_PER_EPOCH = 2850  # 95% of 60,000 examples, batch 20
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The authors' released Bookmarks setup: configs/bibtex.py's, with
   Bookmarks' sizes, two feature layers, its schedule and step size;
-  `arg='smoke'` runs in seconds."""
+  options as configs/bibtex.py's ('smoke' runs in seconds, 'spen')."""
   c = bibtex.get_config(arg)
   c.data.name = 'bookmarks'
   c.data.num_features = 2150
@@ -41,10 +41,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.tuples.inference = common.ascent(20, 0.75)
   c.tuples.adversarial = common.ascent(1, 0.75)
   c.eval.inference = common.ascent(20, 0.75)
-  if arg == 'smoke':
+  options = common.config_options(arg, ('smoke', 'spen'))
+  if 'spen' in options:
+    c.spen = common.spen(20, 0.75)
+  if 'smoke' in options:
     c.tuples.inference.num_steps = 2
     c.eval.inference.num_steps = 2
     c.eval.batch_size = 8
+    if 'spen' in options:
+      c.spen.ascent.num_steps = 2
   else:
     c.num_train_steps = 300 * STEPS_PER_EPOCH
     c.eval_every_steps = 5 * STEPS_PER_EPOCH

@@ -53,6 +53,16 @@ def hybrid_off(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                                         start_scale=0.0, prior_weight=0.0))
 
 
+def spen(num_steps: int, step_size: float, pretrain_steps: int = 0
+         ) -> ml_collections.ConfigDict:
+  """`config.spen` of method 'spen' (dvn_jax/methods/spen.py): the
+  cost-augmented ascent that finds each example's most violating output,
+  and the steps that first pre-train the feature network (0: none)."""
+  return ml_collections.ConfigDict(dict(
+      ascent=ascent(num_steps, step_size, unroll=1),
+      pretrain_steps=pretrain_steps))
+
+
 def config_options(arg: str | None, allowed: tuple[str, ...]) -> set[str]:
   """The comma-separated options of `--config=FILE:arg`; ValueError naming
   any not in `allowed`."""

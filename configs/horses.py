@@ -132,7 +132,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.keep_best_checkpoints = 1
 
   options = common.config_options(arg, ('smoke', 'two_stream', 'chains',
-                                        'quick', 'interp', 'hybrid'))
+                                        'quick', 'interp', 'hybrid', 'spen'))
   if options & {'chains', 'quick', 'interp', 'hybrid'}:
     # Chosen on val (docs/horses.md): 4 ascent steps per train step (each
     # trajectory gives 5 tuples) matched fresh trajectories at 2000 and 4000
@@ -167,6 +167,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(
         name='two_stream_value_net', dropout_rate=0.25,
         mask_features=(32, 64, 64)))
+  if 'spen' in options:
+    # SPEN (Belanger & McCallum 2016) on the same network and inference:
+    # the structured hinge on cost-augmented inference (methods/spen.py),
+    # whose ascent is the training tuples' (20 steps of size 50).
+    c.method = 'spen'
+    c.spen = common.spen(c.tuples.inference.num_steps,
+                         c.tuples.inference.step_size)
+    c.spen.ascent.unroll = c.tuples.inference.unroll
   if 'smoke' in options:
     c.batch_size = 4
     c.num_train_steps = 6
@@ -179,4 +187,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps = 2
     c.eval_every_steps = 3
     c.checkpoint_every_steps = 3
+    if 'spen' in c:
+      c.spen.ascent.num_steps = 2
   return c

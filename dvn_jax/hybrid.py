@@ -15,6 +15,8 @@ knows about it. The config fields are `eval.fcn`: `params` (the file),
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 from collections.abc import Callable
 
@@ -76,7 +78,7 @@ def with_fcn(value_fn: inference.ValueFn, probabilities: base.Probabilities,
     start = lambda x: towards_paper_start(probabilities(x), start_scale)
   if prior_weight:
     prior = lambda x: prior_weight * log_likelihood_gradient(probabilities(x))
-  return inference.ValueFn(value_fn.logits, value_fn.encode, start, prior)
+  return dataclasses.replace(value_fn, start=start, prior=prior)
 
 
 def from_config(task: base.Task, config: ml_collections.ConfigDict

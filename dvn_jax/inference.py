@@ -64,6 +64,9 @@ class ValueFn:
   encode: Callable[[Array], Any] = _identity
   start: Callable[[Array], Array] | None = None
   prior: Callable[[Array], Array] | None = None
+  # The ascent climbs sigmoid(logit), a value in [0, 1] (the DVN); False
+  # climbs the logit itself, an unbounded score (-energy: methods/spen.py).
+  squash: bool = True
 
   def __call__(self, x: Array, y: Array) -> Array:
     return self.logits(self.encode(x), y)
@@ -147,14 +150,16 @@ class AscentSpec:
 
 def objective_fn(logit_fn: LogitFn, x: Array) -> Callable[[Array], Array]:
   """y -> (B,) objective of the ascent on inputs x (B, ...): the value
-  v = sigmoid(logit) (Eq. 8), x encoded once, plus the ValueFn's log-linear
-  prior sum(c(x) * y) where it has one."""
+  v = sigmoid(logit) (Eq. 8; the logit itself for a ValueFn with
+  squash=False), x encoded once, plus the ValueFn's log-linear prior
+  sum(c(x) * y) where it has one."""
   value_fn = as_value_fn(logit_fn)
   features = value_fn.encode(x)
   coefficients = None if value_fn.prior is None else value_fn.prior(x)
 
   def objective(y: Array) -> Array:
-    value = jax.nn.sigmoid(value_fn.logits(features, y))
+    logits = value_fn.logits(features, y)
+    value = jax.nn.sigmoid(logits) if value_fn.squash else logits
     if coefficients is None:
       return value
     return value + jnp.sum((coefficients * y).reshape(y.shape[0], -1), axis=1)

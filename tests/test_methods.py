@@ -13,6 +13,7 @@ from dvn_jax import tasks
 from dvn_jax.errors import ConfigError
 from dvn_jax.methods import baseline
 from dvn_jax.methods import dvn
+from dvn_jax.methods import spen
 
 
 def test_the_config_names_the_method():
@@ -21,7 +22,9 @@ def test_the_config_names_the_method():
   config.method = 'baseline'
   assert methods.get(config) is baseline
   config.method = 'spen'
-  with pytest.raises(ConfigError, match="unknown method 'spen'"):
+  assert methods.get(config) is spen
+  config.method = 'ssvm'
+  with pytest.raises(ConfigError, match="unknown method 'ssvm'"):
     methods.get(config)
 
 

@@ -5,7 +5,9 @@
   generated (x, y, v*) tuples, predicting by gradient ascent (the paper);
 - 'baseline' (methods/baseline.py): a network of per-output logits trained
   with per-output cross-entropy, predicting its probabilities (the FCN and
-  the multi-label baselines).
+  the multi-label baselines);
+- 'spen' (methods/spen.py): the same value network trained by SPEN's
+  structured hinge on cost-augmented inference, predicting as the DVN.
 
 Each method module defines:
 - `check(task, model, config)`: ConfigError if the model or config does
@@ -28,7 +30,8 @@ import ml_collections
 from dvn_jax.errors import ConfigError
 
 METHODS = {'dvn': 'dvn_jax.methods.dvn',
-           'baseline': 'dvn_jax.methods.baseline'}
+           'baseline': 'dvn_jax.methods.baseline',
+           'spen': 'dvn_jax.methods.spen'}
 
 
 def get(config: ml_collections.ConfigDict) -> ModuleType:

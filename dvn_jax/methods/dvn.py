@@ -142,7 +142,9 @@ def make_train_step(task: base.Task, model: nn.Module,
 
 def make_predict(task: base.Task, model: nn.Module,
                  config: ml_collections.ConfigDict,
-                 return_trajectory: bool = False) -> Callable:
+                 return_trajectory: bool = False,
+                 bind: Callable[[nn.Module, Any], inference.ValueFn]
+                 = bind_value_fn) -> Callable:
   """predict(params, inputs) -> outputs of whole test inputs (with
   return_trajectory: (outputs, trajectory)), by `task.infer` with
   `config.eval.inference`, from a fixed key (repeatable scores)."""
@@ -151,7 +153,7 @@ def make_predict(task: base.Task, model: nn.Module,
   wrap = hybrid.from_config(task, config) or (lambda value_fn: value_fn)
 
   def predict(params: Any, inputs: Array):
-    outputs, trajectory = task.infer(wrap(bind_value_fn(model, params)),
+    outputs, trajectory = task.infer(wrap(bind(model, params)),
                                      inputs, spec, eval_key,
                                      return_trajectory)
     return (outputs, trajectory) if return_trajectory else outputs
