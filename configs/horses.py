@@ -187,6 +187,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.log_every_steps = 2
     c.eval_every_steps = 3
     c.checkpoint_every_steps = 3
-    if 'spen' in c:
+    if 'spen' in options:
       c.spen.ascent.num_steps = 2
   return c

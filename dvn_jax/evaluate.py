@@ -68,18 +68,15 @@ def soft_segmentation_metrics(soft: np.ndarray, truth: np.ndarray
 
 def predict_in_batches(predict_fn: Callable[[np.ndarray], np.ndarray],
                        images: np.ndarray, batch_size: int,
-                       log_every_s: float = 30.0,
-                       pad_to_batch: bool = False) -> np.ndarray:
+                       log_every_s: float = 30.0) -> np.ndarray:
   """Runs predict_fn over fixed-size batches (the last one padded).
 
   Fixed batch shapes mean predict_fn compiles once, whatever the split size;
-  a split smaller than batch_size is one batch of its own size (no padding)
-  unless pad_to_batch (for callers that feed several splits to one program).
+  a split smaller than batch_size is one batch of its own size (no padding).
   Every `log_every_s` seconds it logs how many examples are done and the
   ETA, timed from the end of the first batch (which compiles).
   """
-  if not pad_to_batch:
-    batch_size = max(1, min(batch_size, len(images)))
+  batch_size = max(1, min(batch_size, len(images)))
   padded = input_pipeline.pad_to_multiple(images, batch_size)
   outputs = []
   first_done = last_log = None

@@ -16,7 +16,6 @@ knows about it. The config fields are `eval.fcn`: `params` (the file),
 from __future__ import annotations
 
 import dataclasses
-
 import functools
 from collections.abc import Callable
 

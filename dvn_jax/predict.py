@@ -9,8 +9,9 @@ converted to 8-bit RGB as `dvn_jax.datasets.images` says (16-bit and float
 images scaled by their pixels' range, transparent pixels composited on
 --background, white by default), resized to the model's 32x32, segmented with the config's test-time inference (crops,
 joint inference or mask averaging) eval.batch_size images per compiled call
-(the last batch padded, so one program serves every batch), and the soft mask is resized back to the
-image's size and thresholded: `<output_dir>/<name>_mask.png`, 0 or 255.
+(the last batch padded, so one program serves every batch), and the soft
+mask is resized back to the image's size and thresholded:
+`<output_dir>/<name>_mask.png`, 0 or 255.
 Every image is read and the output folder checked before the model loads;
 a refused run writes nothing, and each mask is written whole or not at all.
 Models with K = 3 classes (configs/lfw.py) write each pixel's argmax class as
@@ -86,11 +87,12 @@ def segment(predict_fn, params, rgbs: Sequence[np.ndarray], image_size: int,
 
   The images are resized to image_size on the host and segmented
   batch_size at a time (`evaluate.predict_in_batches`: fixed batch shapes,
-  the last one padded, one compilation; progress and ETA logged).
+  the last one padded, one compilation; fewer images than batch_size are
+  one batch of their own size; progress and ETA logged).
   """
   small = np.stack([resize(rgb, (image_size, image_size)) for rgb in rgbs])
   soft = evaluate.predict_in_batches(lambda images: predict_fn(params, images),
-                                     small, batch_size, pad_to_batch=True)
+                                     small, batch_size)
   for rgb, one in zip(rgbs, soft):
     yield full_size_mask(one, rgb.shape[:2], threshold)
 

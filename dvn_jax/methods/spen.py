@@ -50,7 +50,6 @@ from dvn_jax.tasks import base
 Array = jax.Array
 
 
-
 def bind_score_fn(model: nn.Module, params: Any) -> inference.ValueFn:
   """The network with fixed parameters, its ascent climbing the score s."""
   return dataclasses.replace(dvn.bind_value_fn(model, params), squash=False)
