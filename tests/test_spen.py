@@ -34,7 +34,7 @@ def _bibtex_net(seed: int = 0):
 
 def test_the_most_violating_output_beats_the_truth_under_the_augmented_objective():
   config, task, model, params, x, y_star = _bibtex_net()
-  value_fn = spen.bind_score_fn(model, params)
+  value_fn = spen.bind(model, params)
   oracle = oracles.get_oracle(task.oracle)
   spec = inference.AscentSpec(num_steps=20, step_size=0.5, projection='box')
   y_hat = spen.most_violating(value_fn, x, y_star, oracle, spec)

@@ -174,7 +174,7 @@ def test_two_stage_value_fn_gives_the_same_tuples_as_the_whole_network():
   from dvn_jax.methods import dvn  # pylint: disable=g-import-not-at-top
   model = networks.create('two_stream_value_net', conv_chunk=0)
   params = networks.init(model, jax.random.key(0), 24)
-  staged = dvn.bind_value_fn(model, params)
+  staged = dvn.bind(model, params)
   assert isinstance(staged, inference.ValueFn)
   whole = lambda x, y: model.apply({'params': params}, x, y)
   x = jax.random.uniform(jax.random.key(1), (4, 24, 24, 3))

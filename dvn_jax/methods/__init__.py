@@ -17,7 +17,10 @@ Each method module defines:
 - `make_train_step(task, model, tx, config)`: train_step(state, inputs,
   targets, indices) -> (state, metrics), to be jitted by the loop;
 - `make_predict(task, model, config, return_trajectory)`: predict(params,
-  inputs) of one network, for whole test inputs.
+  inputs) of one network, for whole test inputs;
+- methods that predict by gradient ascent ('dvn', 'spen') also define
+  `bind(model, params)`: the network with fixed parameters as their
+  prediction climbs it (an inference.ValueFn; dvn_jax/calibration.py).
 """
 
 from __future__ import annotations

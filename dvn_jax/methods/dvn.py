@@ -34,8 +34,9 @@ from dvn_jax.tasks import base
 Array = jax.Array
 
 
-def bind_value_fn(model: nn.Module, params: Any) -> inference.ValueFn:
-  """The value network with fixed parameters, in inference mode.
+def bind(model: nn.Module, params: Any) -> inference.ValueFn:
+  """The value network with fixed parameters, in inference mode, as
+  prediction climbs it: the value sigmoid(s).
 
   Networks with `encode` and `value_logits` methods (models.TwoStageValueNet)
   are bound in their two stages, so inference encodes each input once.
@@ -112,7 +113,7 @@ def make_train_step(task: base.Task, model: nn.Module,
     rng_batch, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
-        rng_tuples, bind_value_fn(model, state.params), x, y_star, spec,
+        rng_tuples, bind(model, state.params), x, y_star, spec,
         state.chains)
 
     def loss(params):
@@ -143,8 +144,8 @@ def make_train_step(task: base.Task, model: nn.Module,
 def make_predict(task: base.Task, model: nn.Module,
                  config: ml_collections.ConfigDict,
                  return_trajectory: bool = False,
-                 bind: Callable[[nn.Module, Any], inference.ValueFn]
-                 = bind_value_fn) -> Callable:
+                 bind_fn: Callable[[nn.Module, Any], inference.ValueFn]
+                 = bind) -> Callable:
   """predict(params, inputs) -> outputs of whole test inputs (with
   return_trajectory: (outputs, trajectory)), by `task.infer` with
   `config.eval.inference`, from a fixed key (repeatable scores)."""
@@ -153,7 +154,7 @@ def make_predict(task: base.Task, model: nn.Module,
   wrap = hybrid.from_config(task, config) or (lambda value_fn: value_fn)
 
   def predict(params: Any, inputs: Array):
-    outputs, trajectory = task.infer(wrap(bind(model, params)),
+    outputs, trajectory = task.infer(wrap(bind_fn(model, params)),
                                      inputs, spec, eval_key,
                                      return_trajectory)
     return (outputs, trajectory) if return_trajectory else outputs

@@ -50,9 +50,10 @@ from dvn_jax.tasks import base
 Array = jax.Array
 
 
-def bind_score_fn(model: nn.Module, params: Any) -> inference.ValueFn:
-  """The network with fixed parameters, its ascent climbing the score s."""
-  return dataclasses.replace(dvn.bind_value_fn(model, params), squash=False)
+def bind(model: nn.Module, params: Any) -> inference.ValueFn:
+  """The network with fixed parameters, as prediction climbs it: the
+  score s itself."""
+  return dataclasses.replace(dvn.bind(model, params), squash=False)
 
 
 def make_predict(task: base.Task, model: nn.Module,
@@ -60,7 +61,7 @@ def make_predict(task: base.Task, model: nn.Module,
                  return_trajectory: bool = False) -> Callable:
   """predict(params, inputs): `dvn.make_predict` ascending the score."""
   return dvn.make_predict(task, model, config, return_trajectory,
-                          bind=bind_score_fn)
+                          bind_fn=bind)
 
 
 def check(task: base.Task, model: nn.Module,
@@ -103,7 +104,7 @@ def most_violating(value_fn: inference.LogitFn, x: Array, y_star: Array,
                    spec: inference.AscentSpec) -> Array:
   """Cost-augmented inference: projected gradient ascent from y = 0 (the
   output set's point nearest it) on the ascent's objective (the score s for
-  `bind_score_fn`) + Delta(y, y*); no gradient flows to the network
+  `bind`) + Delta(y, y*); no gradient flows to the network
   through the result."""
   value = inference.objective_fn(value_fn, x)
   y0 = inference.get_projection(spec.projection)(jnp.zeros_like(y_star))
@@ -132,7 +133,7 @@ def make_train_step(task: base.Task, model: nn.Module,
     rng = jax.random.fold_in(base_key, state.step)
     rng_batch, rng_dropout = jax.random.split(rng)
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
-    y_hat = most_violating(bind_score_fn(model, state.params), x, y_star,
+    y_hat = most_violating(bind(model, state.params), x, y_star,
                            oracle, spec)
     delta = task_loss(oracle, y_hat, y_star)
 
