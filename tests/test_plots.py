@@ -30,5 +30,14 @@ def test_a_point_is_drawn_where_its_values_say():
   left, top = plots.MARGIN, plots.MARGIN + 8
   px = int(left + 0.5 * plots.SIZE)
   py = int(top + 0.75 * plots.SIZE)
-  assert image.getpixel((px, py)) == (31, 119, 180)
+  # The point, under its bin's mean (the same point): the mean's colour.
+  assert image.getpixel((px, py)) == plots.MEAN_COLOUR
   assert image.getpixel((px, top + plots.SIZE // 10)) == (255, 255, 255)
+
+
+def test_binned_means_average_each_tenth():
+  x = np.array([0.01, 0.05, 0.55, 1.0, 0.95])
+  y = np.array([1.0, 3.0, 5.0, 2.0, 4.0])
+  mean_x, mean_y = plots.binned_means(x, y)
+  np.testing.assert_allclose(mean_x, [0.03, 0.55, 0.975])
+  np.testing.assert_allclose(mean_y, [2.0, 5.0, 3.0])
