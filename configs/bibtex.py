@@ -36,7 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.data = ml_collections.ConfigDict(dict(
       name='bibtex', path='', num_features=1836, train_split='train',
-      eval_split='val'))
+      eval_split='val', cv_folds=0, cv_fold=0))
   c.model = ml_collections.ConfigDict(dict(
       # 300 hidden units won the val sweep (docs/multilabel.md); the
       # authors used 150.

@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_devices = 0
   c.data = ml_collections.ConfigDict(dict(
       name='bibtex', path='', num_features=1836, train_split='train',
-      eval_split='val'))
+      eval_split='val', cv_folds=0, cv_fold=0))
   c.model = ml_collections.ConfigDict(dict(
       name='mlc_classifier', num_labels=159,
       feature_sizes=() if kind == 'logreg' else (150,), dropout_rate=0.0))

@@ -22,7 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_devices = 0
   c.data = ml_collections.ConfigDict(dict(train_split='train',
-                                          eval_split='val'))
+                                          eval_split='val', cv_folds=0,
+                                          cv_fold=0))
   c.model = ml_collections.ConfigDict(dict(
       name='joint_value_net', hidden=(256, 128), dropout_rate=0.0))
   c.init_from = ''

@@ -56,8 +56,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_devices = 0
   # path '' = the 32x32 CHOPPS data embedded in the package; or a path to an
   # npz in the same format, or a TFDS data_dir with weizmann_horses_32x32.
+  # cv_folds K > 0 adds the splits 'fold_train' and 'fold_val': train+val
+  # less fold cv_fold, and that fold (k-fold cross-validation;
+  # dvn_jax/datasets/kfold.py, benchmarks/cross_validate.py).
   c.data = ml_collections.ConfigDict(dict(
-      name='weizmann_horses', path='', train_split='train', eval_split='val'))
+      name='weizmann_horses', path='', train_split='train', eval_split='val',
+      cv_folds=0, cv_fold=0))
   c.image_size = 32
   c.crop_size = 24      # random 24x24 training crops (paper Sec. 5.2)
   c.num_classes = 1     # binary masks: IoU oracle, box output set
@@ -169,14 +173,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         mask_features=(32, 64, 64)))
   if 'spen' in options:
     # SPEN (Belanger & McCallum 2016) on the same network and inference:
-    # the structured hinge on cost-augmented inference (methods/spen.py).
-    # Both ascents climb the score (the logit), whose gradient is about 5x
-    # the value's: step 10, where the DVN's ascent on its logit matched
-    # step 50 on its value (docs/horses.md, Findings).
+    # the structured hinge on cost-augmented inference (methods/spen.py),
+    # whose ascent is the training tuples' (20 steps of size 50). Step 10
+    # (where the DVN's ascent on its logit matched step 50 on its value)
+    # found no violating output from step 100 on (docs/horses.md, SPEN).
     c.method = 'spen'
-    c.spen = common.spen(c.tuples.inference.num_steps, 10.0)
+    c.spen = common.spen(c.tuples.inference.num_steps,
+                         c.tuples.inference.step_size)
     c.spen.ascent.unroll = c.tuples.inference.unroll
-    c.eval.inference.step_size = 10.0
   if 'smoke' in options:
     c.batch_size = 4
     c.num_train_steps = 6

@@ -36,7 +36,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """The horse setup on 3-class faces; `arg='smoke'` runs in seconds."""
   c = horses.get_config(arg)
   c.data = ml_collections.ConfigDict(dict(
-      name='lfw_part_labels', path='', train_split='train', eval_split='val'))
+      name='lfw_part_labels', path='', train_split='train', eval_split='val',
+      cv_folds=0, cv_fold=0))
   # K = 3 classes: the task's oracle is pixel accuracy and its output set
   # the per-pixel simplex (dvn_jax/tasks/segmentation.py).
   c.num_classes = 3

@@ -116,6 +116,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
        '--mode=export --params=FILE)'),
       (config.keep_best_checkpoints >= 0,
        'keep_best_checkpoints must be >= 0'),
+      (config.data.cv_folds == 0 or config.data.cv_folds >= 2,
+       f'data.cv_folds must be 0 (off) or >= 2, got {config.data.cv_folds}'),
+      (config.data.cv_folds == 0 or 0 <= config.data.cv_fold
+       < config.data.cv_folds, f'data.cv_fold must be in [0, '
+       f'{config.data.cv_folds}), got {config.data.cv_fold}'),
   ] + [(config[every] >= 1, f'{every} must be >= 1')
        for every in ('log_every_steps', 'eval_every_steps',
                      'checkpoint_every_steps', 'max_checkpoints_to_keep')])

@@ -27,6 +27,8 @@ ADDED: dict[str, Any] = {
     'ema_decay': 0.0,
     'init_from': '',
     'steps_per_call': 1,
+    'data.cv_folds': 0,
+    'data.cv_fold': 0,
     'tuples.adversarial_objective': 'loss',
     'tuples.inference_chains': False,
     'tuples.chain_steps': 1,

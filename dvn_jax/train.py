@@ -40,6 +40,7 @@ from dvn_jax import preemption
 from dvn_jax import stacked
 from dvn_jax import tasks
 from dvn_jax import writers
+from dvn_jax.datasets import kfold
 from dvn_jax.errors import ConfigError
 from dvn_jax.errors import DvnError
 from dvn_jax.train_state import TrainState
@@ -205,8 +206,13 @@ def format_metrics(metrics: dict[str, float],
 
 
 def load_data(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """All splits of the config's task, keyed by name."""
-  return tasks.get(config).load()
+  """All splits of the config's task, keyed by name; with data.cv_folds
+  K > 0 also 'fold_train' and 'fold_val' (datasets/kfold.py)."""
+  data = tasks.get(config).load()
+  if config.data.cv_folds:
+    data.update(kfold.fold_splits(data, config.data.cv_folds,
+                                  config.data.cv_fold))
+  return data
 
 
 def get_split(data: dict[str, Any], name: str, field: str) -> Any:
@@ -236,7 +242,8 @@ def _check_finite(step: int, metrics: dict[str, float],
 
 
 # (train split, eval split) pairs whose evaluation scores training data.
-TRAINED_ON = {('trainval', 'val'), ('trainval', 'train')}
+TRAINED_ON = {('trainval', 'val'), ('trainval', 'train'),
+              ('trainval', 'fold_val'), ('trainval', 'fold_train')}
 
 
 def eval_steps(first_step: int, num_train_steps: int, eval_every_steps: int,
@@ -280,7 +287,7 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   """`train_and_evaluate` in an existing workdir; calls `started()` once
   the first step has run."""
   task = tasks.get(config)
-  data = task.load()
+  data = load_data(config)
   train_split = get_split(data, config.data.train_split, 'data.train_split')
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   if (config.data.train_split, config.data.eval_split) in TRAINED_ON:

@@ -1,0 +1,155 @@
+"""A config's val score with its noise: k-fold cross-validation, seeds, or both.
+
+  python benchmarks/cross_validate.py --config=configs/horses.py:quick \
+      --folds=5 --seeds=0 --root=/tmp/cv [--set=num_train_steps=2000] \
+      [--metric=mean_iou] [--output=cv.json]
+
+Runs `python -m dvn_jax.main` once per (fold, seed), one after another, each
+in <root>/fold<f>_seed<s> (logs beside it). With --folds K >= 2, run f
+trains on train+val less fold f and scores fold f (data.cv_folds,
+data.cv_fold: dvn_jax/datasets/kfold.py), so the K runs score every
+train+val example once; with --folds=0 every run uses the config's own
+split and only the seed changes. A run already finished in <root> is read,
+not retrained (an interrupted one resumes from its checkpoint).
+
+Prints, for every step at which all runs were scored, the mean of --metric
+over the runs, its standard deviation and the half-width of its 95%
+confidence interval (Student's t), and the CPU time the runs took; the last
+line is `<metric> <mean> +- <half-width> (95% CI, n runs, <hours> h)`.
+--output writes the same as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import scipy.stats
+from absl import app
+from absl import flags
+
+from dvn_jax import cli
+from dvn_jax import files
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_CONFIG = flags.DEFINE_string('config', None, 'Config file[:options].')
+_ROOT = flags.DEFINE_string('root', None, 'Folder for the runs.')
+_FOLDS = flags.DEFINE_integer('folds', 5, 'K of k-fold cross-validation over '
+                              'train+val (0: the config\'s own split).')
+_SEEDS = flags.DEFINE_list('seeds', ['0'], 'Seeds of each fold.')
+_SET = flags.DEFINE_multi_string('set', [], 'field=value override of every '
+                                 'run (e.g. num_train_steps=2000).')
+_METRIC = flags.DEFINE_string('metric', 'mean_iou', 'The val score.')
+_OUTPUT = flags.DEFINE_string('output', None, 'JSON report to write.')
+flags.mark_flags_as_required(['config', 'root'])
+
+
+def run_overrides(fold: int | None, folds: int, seed: int) -> list[str]:
+  """The --config.* flags of one run."""
+  flags_ = [f'--config.seed={seed}']
+  if fold is not None:
+    flags_ += [f'--config.data.cv_folds={folds}',
+               f'--config.data.cv_fold={fold}',
+               '--config.data.train_split=fold_train',
+               '--config.data.eval_split=fold_val']
+  return flags_
+
+
+def val_scores(workdir: str, metric: str) -> dict[int, float]:
+  """{step: score} of the run's eval split (its config.json) in its
+  metrics.jsonl (empty if none)."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return {}
+  with open(os.path.join(workdir, 'config.json')) as f:
+    key = json.load(f)['data']['eval_split'] + '/' + metric
+  scores = {}
+  with open(path) as f:
+    for line in f:
+      record = json.loads(line)
+      if key in record:
+        scores[record['step']] = record[key]
+  return scores
+
+
+def interval(values: list[float]) -> dict[str, float]:
+  """Mean, standard deviation and 95% CI half-width (Student's t)."""
+  n = len(values)
+  mean = float(np.mean(values))
+  std = float(np.std(values, ddof=1)) if n > 1 else float('nan')
+  half = (float(scipy.stats.t.ppf(0.975, n - 1) * std / np.sqrt(n))
+          if n > 1 else float('nan'))
+  return {'mean': mean, 'std': std, 'half_width': half, 'n': n}
+
+
+def summarise(runs: dict[str, dict[int, float]]) -> dict[int, dict]:
+  """The interval of each step that every run scored."""
+  common = set.intersection(*(set(scores) for scores in runs.values()))
+  return {step: interval([runs[name][step] for name in sorted(runs)])
+          for step in sorted(common)}
+
+
+def main(argv):
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
+  folds = _FOLDS.value
+  if folds == 1 or folds < 0:
+    cli.fail(f'--folds must be 0 (the config\'s split) or >= 2, got {folds}')
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+  except ValueError:
+    cli.fail(f'--seeds must be whole numbers, got {_SEEDS.value}')
+  with cli.reporting_errors():
+    files.check_output_dir(_ROOT.value, '--root')
+    if _OUTPUT.value:
+      files.check_output_file(_OUTPUT.value, '--output')
+  os.makedirs(_ROOT.value, exist_ok=True)
+  plan = [(fold, seed) for fold in (range(folds) if folds else [None])
+          for seed in seeds]
+  sets = [f'--config.{item}' for item in _SET.value]
+  runs, seconds, start = {}, 0.0, time.time()
+  for i, (fold, seed) in enumerate(plan):
+    name = f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
+    workdir = os.path.join(_ROOT.value, name)
+    begun = time.time()
+    with open(workdir + '.log', 'a') as log:
+      result = subprocess.run(
+          [sys.executable, '-m', 'dvn_jax.main', f'--config={_CONFIG.value}',
+           f'--workdir={workdir}', *run_overrides(fold, folds, seed), *sets],
+          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    if result.returncode:
+      cli.fail(f'run {name} failed (exit {result.returncode}); its log: '
+               f'{workdir}.log', status=1)
+    seconds += time.time() - begun
+    runs[name] = val_scores(workdir, _METRIC.value)
+    if not runs[name]:
+      cli.fail(f'run {name} logged no val/{_METRIC.value}; pass --metric '
+               f'(see {workdir}/metrics.jsonl)', status=1)
+    last = max(runs[name])
+    left = (time.time() - start) / (i + 1) * (len(plan) - i - 1)
+    print(f'[{i + 1}/{len(plan)}] {name}: val {_METRIC.value} '
+          f'{runs[name][last]:.2f} at step {last} ({time.time() - begun:.0f} '
+          f's; ETA {left / 60:.0f} min)', flush=True)
+  summary = summarise(runs)
+  for step, s in summary.items():
+    print(f'step {step}: {s["mean"]:.2f} +- {s["half_width"]:.2f} (std '
+          f'{s["std"]:.2f}, n {s["n"]})')
+  if _OUTPUT.value:
+    with files.atomic_write(_OUTPUT.value, 'w') as f:
+      json.dump({'config': _CONFIG.value, 'folds': folds, 'seeds': seeds,
+                 'set': _SET.value, 'metric': _METRIC.value, 'runs': runs,
+                 'summary': summary, 'run_seconds': seconds}, f, indent=2)
+  if summary:
+    step = max(summary)
+    s = summary[step]
+    print(f'{_METRIC.value} {s["mean"]:.2f} +- {s["half_width"]:.2f} (95% CI, '
+          f'{s["n"]} runs, step {step}, {seconds / 3600:.2f} h)')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,52 @@
+"""benchmarks/cross_validate.py: folds and seeds, the interval, a rerun
+that reads finished runs."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from subprocess_runs import REPO
+from subprocess_runs import run_python
+
+sys.path.insert(0, str(REPO / 'benchmarks'))
+import cross_validate  # noqa: E402
+
+
+def test_the_interval_is_students():
+  s = cross_validate.interval([1.0, 2.0, 3.0])
+  assert s['mean'] == 2.0 and s['std'] == 1.0 and s['n'] == 3
+  assert s['half_width'] == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+
+
+def test_summary_keeps_the_steps_every_run_scored():
+  summary = cross_validate.summarise({'a': {1: 1.0, 2: 2.0},
+                                      'b': {2: 4.0, 3: 5.0}})
+  assert list(summary) == [2] and summary[2]['mean'] == 3.0
+
+
+def test_two_folds_run_and_a_rerun_reads_them(tmp_path):
+  args = ['benchmarks/cross_validate.py', '--config=configs/bibtex.py:smoke',
+          '--folds=2', '--seeds=0', '--metric=f1', f'--root={tmp_path}',
+          f'--output={tmp_path / "cv.json"}']
+  result = run_python(*args)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert '[2/2] fold1_seed0' in result.stdout
+  last = result.stdout.strip().splitlines()[-1]
+  assert last.startswith('f1 ') and '(95% CI, 2 runs, step 6' in last
+  report = json.loads((tmp_path / 'cv.json').read_text())
+  assert set(report['runs']) == {'fold0_seed0', 'fold1_seed0'}
+  log = (tmp_path / 'fold1_seed0.log').read_text()
+  assert 'fold_train' in log or 'fold_val' in log
+  again = run_python(*args)
+  assert again.returncode == 0
+  assert again.stdout.strip().splitlines()[-1] == last
+
+
+def test_bad_flags_are_one_line(tmp_path):
+  result = run_python('benchmarks/cross_validate.py',
+                      '--config=configs/bibtex.py:smoke', '--folds=1',
+                      f'--root={tmp_path}')
+  assert result.returncode != 0 and 'Traceback' not in result.stderr
+  assert '--folds must be 0' in result.stderr
