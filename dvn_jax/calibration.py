@@ -13,7 +13,8 @@ its hinge asks the truth to outscore every output by the task loss.
 
 For each network (a parameter file or a trained workdir): the held-out
 examples at the network's own input size (`task.batch` of the split under
-a fixed key: Bibtex's examples, a random crop of each horse image), the
+a fixed key: Bibtex's examples, a random crop of each horse image;
+`config.eval.batch_size` of them per compiled call), the
 method's gradient ascent from y = 0 (`config.eval.inference`), its final
 output rounded as the task scores it (threshold on the box, argmax on the
 simplex), and there, per example,
@@ -47,6 +48,7 @@ from absl import logging
 
 from dvn_jax import builders
 from dvn_jax import cli
+from dvn_jax import evaluate
 from dvn_jax import files
 from dvn_jax import inference
 from dvn_jax import methods
@@ -90,21 +92,24 @@ def held_out_examples(task: base.Task, split: Any, seed: int
 
 def calibration_points(task: base.Task, value_fn: inference.ValueFn,
                        x: Array, y_star: Array, spec: inference.AscentSpec,
-                       threshold: float, rng: Array) -> Points:
+                       threshold: float, rng: Array, batch_size: int
+                       ) -> Points:
   """The ascent from the start on each x, rounded, scored by the oracle
-  and by the network (module docstring)."""
+  and by the network (module docstring); `batch_size` examples per
+  compiled call (one program: the last batch padded)."""
 
   @jax.jit
-  def run(x, y_star):
-    y_soft, _ = task.ascend_from_start(value_fn, x, y_star.shape, spec, rng)
+  def run(indices):
+    xb, yb = x[indices], y_star[indices]
+    y_soft, _ = task.ascend_from_start(value_fn, xb, yb.shape, spec, rng)
     y_hat = round_outputs(y_soft, spec.projection, threshold)
-    features = value_fn.encode(x)
-    return (oracles.get_oracle(task.oracle)(y_hat, y_star),
-            value_fn.logits(features, y_hat),
-            value_fn.logits(features, y_star))
+    features = value_fn.encode(xb)
+    return jnp.stack([oracles.get_oracle(task.oracle)(y_hat, yb),
+                      value_fn.logits(features, y_hat),
+                      value_fn.logits(features, yb)], axis=1)
 
-  oracle, score, truth_score = (np.asarray(a, np.float64)
-                                for a in run(x, y_star))
+  columns = evaluate.predict_in_batches(run, np.arange(len(x)), batch_size)
+  oracle, score, truth_score = np.asarray(columns, np.float64).T
   return Points(oracle, score, truth_score, value_fn.squash)
 
 
@@ -153,7 +158,8 @@ def measure(config: ml_collections.ConfigDict, params_path: str, split: str,
   x, y_star = held_out_examples(task, data, seed)
   spec = builders.ascent_spec(config.eval.inference, task)
   return calibration_points(task, value_fn, x, y_star, spec,
-                            config.eval.threshold, jax.random.key(seed))
+                            config.eval.threshold, jax.random.key(seed),
+                            config.eval.batch_size)
 
 
 def table(names: Sequence[str], rows: Sequence[dict[str, float | None]]

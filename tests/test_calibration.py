@@ -59,8 +59,10 @@ def test_points_of_a_known_score():
   value_fn = inference.ValueFn(lambda f, y: jnp.sum(w * y, axis=1),
                                squash=False)
   spec = inference.AscentSpec(num_steps=4, step_size=0.5, projection='box')
+  # 8 examples in batches of 3: one program, the last batch padded.
   points = calibration.calibration_points(task, value_fn, x, y_star, spec,
-                                          0.5, jax.random.key(0))
+                                          0.5, jax.random.key(0), 3)
+  assert points.oracle.shape == (8,)
   y_hat = np.asarray(w > 0, np.float64)
   truth = np.asarray(y_star, np.float64)
   hits = truth @ y_hat
