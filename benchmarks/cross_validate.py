@@ -37,16 +37,19 @@ from dvn_jax import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_CONFIG = flags.DEFINE_string('config', None, 'Config file[:options].')
-_ROOT = flags.DEFINE_string('root', None, 'Folder for the runs.')
-_FOLDS = flags.DEFINE_integer('folds', 5, 'K of k-fold cross-validation over '
-                              'train+val (0: the config\'s own split).')
-_SEEDS = flags.DEFINE_list('seeds', ['0'], 'Seeds of each fold.')
-_SET = flags.DEFINE_multi_string('set', [], 'field=value override of every '
-                                 'run (e.g. num_train_steps=2000).')
-_METRIC = flags.DEFINE_string('metric', 'mean_iou', 'The val score.')
-_OUTPUT = flags.DEFINE_string('output', None, 'JSON report to write.')
-flags.mark_flags_as_required(['config', 'root'])
+def define_flags() -> None:
+  """The command's flags, defined only when it runs (tests import the
+  module beside others that define --config)."""
+  flags.DEFINE_string('config', None, 'Config file[:options].')
+  flags.DEFINE_string('root', None, 'Folder for the runs.')
+  flags.DEFINE_integer('folds', 5, 'K of k-fold cross-validation over '
+                       'train+val (0: the config\'s own split).')
+  flags.DEFINE_list('seeds', ['0'], 'Seeds of each fold.')
+  flags.DEFINE_multi_string('set', [], 'field=value override of every run '
+                            '(e.g. num_train_steps=2000).')
+  flags.DEFINE_string('metric', 'mean_iou', 'The val score.')
+  flags.DEFINE_string('output', None, 'JSON report to write.')
+  flags.mark_flags_as_required(['config', 'root'])
 
 
 def run_overrides(fold: int | None, folds: int, seed: int) -> list[str]:
@@ -97,59 +100,61 @@ def summarise(runs: dict[str, dict[int, float]]) -> dict[int, dict]:
 def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
-  folds = _FOLDS.value
+  args = flags.FLAGS
+  folds = args.folds
   if folds == 1 or folds < 0:
     cli.fail(f'--folds must be 0 (the config\'s split) or >= 2, got {folds}')
   try:
-    seeds = [int(s) for s in _SEEDS.value]
+    seeds = [int(s) for s in args.seeds]
   except ValueError:
-    cli.fail(f'--seeds must be whole numbers, got {_SEEDS.value}')
+    cli.fail(f'--seeds must be whole numbers, got {args.seeds}')
   with cli.reporting_errors():
-    files.check_output_dir(_ROOT.value, '--root')
-    if _OUTPUT.value:
-      files.check_output_file(_OUTPUT.value, '--output')
-  os.makedirs(_ROOT.value, exist_ok=True)
+    files.check_output_dir(args.root, '--root')
+    if args.output:
+      files.check_output_file(args.output, '--output')
+  os.makedirs(args.root, exist_ok=True)
   plan = [(fold, seed) for fold in (range(folds) if folds else [None])
           for seed in seeds]
-  sets = [f'--config.{item}' for item in _SET.value]
+  sets = [f'--config.{item}' for item in args.set]
   runs, seconds, start = {}, 0.0, time.time()
   for i, (fold, seed) in enumerate(plan):
     name = f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
-    workdir = os.path.join(_ROOT.value, name)
+    workdir = os.path.join(args.root, name)
     begun = time.time()
     with open(workdir + '.log', 'a') as log:
       result = subprocess.run(
-          [sys.executable, '-m', 'dvn_jax.main', f'--config={_CONFIG.value}',
+          [sys.executable, '-m', 'dvn_jax.main', f'--config={args.config}',
            f'--workdir={workdir}', *run_overrides(fold, folds, seed), *sets],
           cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     if result.returncode:
       cli.fail(f'run {name} failed (exit {result.returncode}); its log: '
                f'{workdir}.log', status=1)
     seconds += time.time() - begun
-    runs[name] = val_scores(workdir, _METRIC.value)
+    runs[name] = val_scores(workdir, args.metric)
     if not runs[name]:
-      cli.fail(f'run {name} logged no val/{_METRIC.value}; pass --metric '
+      cli.fail(f'run {name} logged no val/{args.metric}; pass --metric '
                f'(see {workdir}/metrics.jsonl)', status=1)
     last = max(runs[name])
     left = (time.time() - start) / (i + 1) * (len(plan) - i - 1)
-    print(f'[{i + 1}/{len(plan)}] {name}: val {_METRIC.value} '
+    print(f'[{i + 1}/{len(plan)}] {name}: val {args.metric} '
           f'{runs[name][last]:.2f} at step {last} ({time.time() - begun:.0f} '
           f's; ETA {left / 60:.0f} min)', flush=True)
   summary = summarise(runs)
   for step, s in summary.items():
     print(f'step {step}: {s["mean"]:.2f} +- {s["half_width"]:.2f} (std '
           f'{s["std"]:.2f}, n {s["n"]})')
-  if _OUTPUT.value:
-    with files.atomic_write(_OUTPUT.value, 'w') as f:
-      json.dump({'config': _CONFIG.value, 'folds': folds, 'seeds': seeds,
-                 'set': _SET.value, 'metric': _METRIC.value, 'runs': runs,
+  if args.output:
+    with files.atomic_write(args.output, 'w') as f:
+      json.dump({'config': args.config, 'folds': folds, 'seeds': seeds,
+                 'set': args.set, 'metric': args.metric, 'runs': runs,
                  'summary': summary, 'run_seconds': seconds}, f, indent=2)
   if summary:
     step = max(summary)
     s = summary[step]
-    print(f'{_METRIC.value} {s["mean"]:.2f} +- {s["half_width"]:.2f} (95% CI, '
+    print(f'{args.metric} {s["mean"]:.2f} +- {s["half_width"]:.2f} (95% CI, '
           f'{s["n"]} runs, step {step}, {seconds / 3600:.2f} h)')
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -195,40 +195,44 @@ def plot(names: Sequence[str], points: Sequence[Points], path: str) -> None:
     image.save(f, format='PNG')
 
 
-_NAMES = flags.DEFINE_multi_string('name', None, 'A network\'s label, once '
-                                   'per network (with --config, --params).')
-_CONFIGS = flags.DEFINE_multi_string('config', None,
-                                     'Its config file[:options].')
-_PARAMS = flags.DEFINE_multi_string('params', None, 'Its parameter file '
-                                    '(.npz) or trained workdir.')
-_SPLIT = flags.DEFINE_string('split', 'test', 'Held-out split.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Key of the crops (segmentation).')
-_OUTPUT = flags.DEFINE_string('output', None, 'Scatter plot (.png) to write.')
+def define_flags() -> None:
+  """The command's flags, defined only when it runs (so the module imports
+  beside other commands that define --config)."""
+  flags.DEFINE_multi_string('name', None, 'A network\'s label, once per '
+                            'network (with --config, --params).')
+  flags.DEFINE_multi_string('config', None, 'Its config file[:options].')
+  flags.DEFINE_multi_string('params', None, 'Its parameter file (.npz) or '
+                            'trained workdir.')
+  flags.DEFINE_string('split', 'test', 'Held-out split.')
+  flags.DEFINE_integer('seed', 0, 'Key of the crops (segmentation).')
+  flags.DEFINE_string('output', None, 'Scatter plot (.png) to write.')
 
 
 def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
   cli.quiet_library_logs()
-  names, configs, params = (_NAMES.value or [], _CONFIGS.value or [],
-                            _PARAMS.value or [])
+  args = flags.FLAGS
+  names, configs, params = (args.name or [], args.config or [],
+                            args.params or [])
   if not names or not len(names) == len(configs) == len(params):
     cli.fail('give each network as --name=LABEL --config=FILE[:options] '
              f'--params=FILE_OR_WORKDIR (got {len(names)} --name, '
              f'{len(configs)} --config, {len(params)} --params)')
-  if _SPLIT.value == 'test':
+  if args.split == 'test':
     logging.warning('measuring on the TEST split; pass --split=val while '
                     'choosing anything')
   with cli.reporting_errors():
-    if _OUTPUT.value:
-      files.check_output_file(_OUTPUT.value, '--output')
-    points = [measure(sweeps.load_config(spec), path, _SPLIT.value,
-                      _SEED.value) for spec, path in zip(configs, params)]
+    if args.output:
+      files.check_output_file(args.output, '--output')
+    points = [measure(sweeps.load_config(spec), path, args.split,
+                      args.seed) for spec, path in zip(configs, params)]
     print(table(names, [calibration_metrics(p) for p in points]))
-    if _OUTPUT.value:
-      plot(names, points, _OUTPUT.value)
-      print(f'wrote {_OUTPUT.value}')
+    if args.output:
+      plot(names, points, args.output)
+      print(f'wrote {args.output}')
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
