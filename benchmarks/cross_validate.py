@@ -9,14 +9,16 @@ in <root>/fold<f>_seed<s> (logs beside it). With --folds K >= 2, run f
 trains on train+val less fold f and scores fold f (data.cv_folds,
 data.cv_fold: dvn_jax/datasets/kfold.py), so the K runs score every
 train+val example once; with --folds=0 every run uses the config's own
-split and only the seed changes. A run already finished in <root> is read,
-not retrained (an interrupted one resumes from its checkpoint).
+split and only the seed changes. A run already finished in <root> (its
+<run>/cross_validate_seconds.txt written) is read, not rerun; an
+interrupted one resumes from its checkpoint.
 
 Prints, for every step at which all runs were scored, the mean of --metric
 over the runs, its standard deviation and the half-width of its 95%
-confidence interval (Student's t), and the CPU time the runs took; the last
-line is `<metric> <mean> +- <half-width> (95% CI, n runs, <hours> h)`.
---output writes the same as JSON.
+confidence interval (Student's t); the last line is
+`<metric> <mean> +- <half-width> (95% CI, n runs, step N, <hours> h)`, the
+hours being the runs' wall-clock time, one run at a time (each run's own,
+however many invocations it took). --output writes the same as JSON.
 """
 
 from __future__ import annotations
@@ -108,28 +110,39 @@ def main(argv):
     seeds = [int(s) for s in args.seeds]
   except ValueError:
     cli.fail(f'--seeds must be whole numbers, got {args.seeds}')
+  if not seeds:
+    cli.fail('--seeds names no seed (e.g. --seeds=0,1,2)')
+  root = os.path.abspath(args.root)
+  path, colon, options = args.config.partition(':')
+  config = os.path.abspath(path) + colon + options   # runs start in REPO
   with cli.reporting_errors():
-    files.check_output_dir(args.root, '--root')
+    files.check_output_dir(root, '--root')
     if args.output:
       files.check_output_file(args.output, '--output')
-  os.makedirs(args.root, exist_ok=True)
+  os.makedirs(root, exist_ok=True)
   plan = [(fold, seed) for fold in (range(folds) if folds else [None])
           for seed in seeds]
   sets = [f'--config.{item}' for item in args.set]
   runs, seconds, start = {}, 0.0, time.time()
   for i, (fold, seed) in enumerate(plan):
     name = f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
-    workdir = os.path.join(args.root, name)
+    workdir = os.path.join(root, name)
+    timing = os.path.join(workdir, 'cross_validate_seconds.txt')
     begun = time.time()
-    with open(workdir + '.log', 'a') as log:
-      result = subprocess.run(
-          [sys.executable, '-m', 'dvn_jax.main', f'--config={args.config}',
-           f'--workdir={workdir}', *run_overrides(fold, folds, seed), *sets],
-          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode:
-      cli.fail(f'run {name} failed (exit {result.returncode}); its log: '
-               f'{workdir}.log', status=1)
-    seconds += time.time() - begun
+    if not os.path.exists(timing):
+      with open(workdir + '.log', 'a') as log:
+        result = subprocess.run(
+            [sys.executable, '-m', 'dvn_jax.main', f'--config={config}',
+             f'--workdir={workdir}', *run_overrides(fold, folds, seed),
+             *sets], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+      if result.returncode:
+        cli.fail(f'run {name} failed (exit {result.returncode}); its log: '
+                 f'{workdir}.log', status=1)
+      with open(timing, 'w') as f:
+        f.write(f'{time.time() - begun:.1f}\n')
+    with open(timing) as f:
+      run_seconds = float(f.read())
+    seconds += run_seconds
     runs[name] = val_scores(workdir, args.metric)
     if not runs[name]:
       cli.fail(f'run {name} logged no val/{args.metric}; pass --metric '
@@ -137,9 +150,12 @@ def main(argv):
     last = max(runs[name])
     left = (time.time() - start) / (i + 1) * (len(plan) - i - 1)
     print(f'[{i + 1}/{len(plan)}] {name}: val {args.metric} '
-          f'{runs[name][last]:.2f} at step {last} ({time.time() - begun:.0f} '
+          f'{runs[name][last]:.2f} at step {last} ({run_seconds:.0f} '
           f's; ETA {left / 60:.0f} min)', flush=True)
   summary = summarise(runs)
+  if not summary:
+    cli.fail('the runs share no scored step (were they trained with '
+             'different --set values?); see ' + root, status=1)
   for step, s in summary.items():
     print(f'step {step}: {s["mean"]:.2f} +- {s["half_width"]:.2f} (std '
           f'{s["std"]:.2f}, n {s["n"]})')

@@ -182,7 +182,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                          c.tuples.inference.step_size)
     c.spen.ascent.unroll = c.tuples.inference.unroll
     # Chosen on val (docs/horses.md, SPEN): val mean IoU fell from 62.3 at
-    # step 1000 to 43.4 at 2000, so 1000 steps (then 1250 on train+val);
+    # step 1000 to 43.4 at 2000, so 1000 steps (then 250 more on train+val:
+    # num_train_steps=1250);
     # the prediction's ascent on the score with step 100 (val 66.6 at step
     # 1000; step size 20: 50.2, 50: 62.3, 250: 65.3).
     c.num_train_steps = 1000

@@ -15,7 +15,8 @@ For each network (a parameter file or a trained workdir): the held-out
 examples at the network's own input size (`task.batch` of the split under
 a fixed key: Bibtex's examples, a random crop of each horse image;
 `config.eval.batch_size` of them per compiled call), the
-method's gradient ascent from y = 0 (`config.eval.inference`), its final
+method's gradient ascent from y = 0 (`config.eval.inference`; the FCN's
+start and prior too where `config.eval.fcn` has them), its final
 output rounded as the task scores it (threshold on the box, argmax on the
 simplex), and there, per example,
 - the oracle v*(y_hat, y*), the score s(x, y_hat) and s(x, y*);
@@ -50,6 +51,7 @@ from dvn_jax import builders
 from dvn_jax import cli
 from dvn_jax import evaluate
 from dvn_jax import files
+from dvn_jax import hybrid
 from dvn_jax import inference
 from dvn_jax import methods
 from dvn_jax import oracles
@@ -99,8 +101,7 @@ def calibration_points(task: base.Task, value_fn: inference.ValueFn,
   compiled call (one program: the last batch padded)."""
 
   @jax.jit
-  def run(indices):
-    xb, yb = x[indices], y_star[indices]
+  def run(xb, yb):
     y_soft, _ = task.ascend_from_start(value_fn, xb, yb.shape, spec, rng)
     y_hat = round_outputs(y_soft, spec.projection, threshold)
     features = value_fn.encode(xb)
@@ -108,7 +109,9 @@ def calibration_points(task: base.Task, value_fn: inference.ValueFn,
                       value_fn.logits(features, y_hat),
                       value_fn.logits(features, yb)], axis=1)
 
-  columns = evaluate.predict_in_batches(run, np.arange(len(x)), batch_size)
+  columns = evaluate.predict_in_batches(
+      lambda indices: run(x[indices], y_star[indices]), np.arange(len(x)),
+      batch_size)
   oracle, score, truth_score = np.asarray(columns, np.float64).T
   return Points(oracle, score, truth_score, value_fn.squash)
 
@@ -136,7 +139,8 @@ def bound_network(config: ml_collections.ConfigDict, params_path: str
                   ) -> tuple[base.Task, inference.ValueFn]:
   """The task and the network of `config` with the parameters of a file
   (or a workdir's latest checkpoint), bound as its method's prediction
-  climbs it; ConfigError for methods that predict without a value."""
+  climbs it (with the hybrid's FCN start and prior when `config.eval.fcn`
+  asks for them); ConfigError for methods that predict without a value."""
   builders.check_config(config)
   method = methods.get(config)
   if not hasattr(method, 'bind'):
@@ -147,7 +151,10 @@ def bound_network(config: ml_collections.ConfigDict, params_path: str
   workdir = params_path if os.path.isdir(params_path) else None
   params = train.load_trained_params(model, config, workdir,
                                      None if workdir else params_path)
-  return tasks.get(config), method.bind(model, params)
+  task = tasks.get(config)
+  value_fn = method.bind(model, params)
+  wrap = hybrid.from_config(task, config)
+  return task, (value_fn if wrap is None else wrap(value_fn))
 
 
 def measure(config: ml_collections.ConfigDict, params_path: str, split: str,

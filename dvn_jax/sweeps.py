@@ -40,9 +40,16 @@ def load_sweep(spec: str) -> dict[str, Overrides]:
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-  """get_config(arg) of a config file 'path[:arg]'."""
+  """get_config(arg) of a config file 'path[:arg]'; ConfigError for a file
+  without get_config or an option it does not know."""
   path, _, arg = spec.partition(':')
-  return load_module(path, 'config').get_config(arg or None)
+  module = load_module(path, 'config')
+  if not hasattr(module, 'get_config'):
+    raise ConfigError(f'{path} defines no get_config(arg)')
+  try:
+    return module.get_config(arg or None)
+  except ValueError as e:
+    raise ConfigError(f'bad config {spec!r}: {e}') from None
 
 
 def parse_sets(items: list[str]) -> Overrides:

@@ -243,7 +243,8 @@ def _check_finite(step: int, metrics: dict[str, float],
 
 # (train split, eval split) pairs whose evaluation scores training data.
 TRAINED_ON = {('trainval', 'val'), ('trainval', 'train'),
-              ('trainval', 'fold_val'), ('trainval', 'fold_train')}
+              ('trainval', 'fold_val'), ('trainval', 'fold_train'),
+              ('fold_train', 'val'), ('fold_train', 'train')}
 
 
 def eval_steps(first_step: int, num_train_steps: int, eval_every_steps: int,
@@ -292,8 +293,9 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   eval_split = get_split(data, config.data.eval_split, 'data.eval_split')
   if (config.data.train_split, config.data.eval_split) in TRAINED_ON:
     logging.warning('data.eval_split=%s is part of data.train_split=%s: its '
-                    'scores are not held out (a final train+val run; score '
-                    'test with --mode=evaluate)', config.data.eval_split,
+                    'scores are not held out (after a final train+val run, '
+                    'score test with --mode=evaluate; with data.cv_folds, '
+                    'score fold_val)', config.data.eval_split,
                     config.data.train_split)
   mesh = parallel.make_mesh(config.num_devices)
   parallel.check_divisible(config.batch_size, mesh, 'batch_size')

@@ -110,11 +110,12 @@ def test_the_command_refuses_unpaired_flags_in_one_line(tmp_path):
   assert result.returncode != 0
   assert 'give each network as --name' in result.stderr
   assert 'Traceback' not in result.stderr
-  result = run_main('--name=DVN', '--config=configs/bibtex.py:smoke',
-                    f'--params={tmp_path / "missing"}',
-                    module='dvn_jax.calibration')
-  assert result.returncode != 0 and 'Traceback' not in result.stderr
-  assert result.stderr.strip().splitlines()[-1].startswith('error:')
+  for config, params in (('configs/bibtex.py:smoke', tmp_path / 'missing'),
+                         ('configs/bibtex.py:smokee', 'released/bibtex_dvn.npz')):
+    result = run_main('--name=DVN', f'--config={config}', f'--params={params}',
+                      module='dvn_jax.calibration')
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith('error:')
 
 
 def test_held_out_examples_are_network_sized_and_repeatable():

@@ -37,16 +37,26 @@ def test_two_folds_run_and_a_rerun_reads_them(tmp_path):
   assert last.startswith('f1 ') and '(95% CI, 2 runs, step 6' in last
   report = json.loads((tmp_path / 'cv.json').read_text())
   assert set(report['runs']) == {'fold0_seed0', 'fold1_seed0'}
-  log = (tmp_path / 'fold1_seed0.log').read_text()
-  assert 'fold_train' in log or 'fold_val' in log
+  for fold in (0, 1):
+    config = json.loads((tmp_path / f'fold{fold}_seed0' / 'config.json'
+                         ).read_text())
+    assert config['data']['cv_fold'] == fold
+    assert config['data']['cv_folds'] == 2
+    assert config['data']['eval_split'] == 'fold_val'
+  # A rerun reads the finished runs (their own times included): the same
+  # report, and no run is started again.
+  logs = (tmp_path / 'fold0_seed0.log').read_text()
   again = run_python(*args)
   assert again.returncode == 0
   assert again.stdout.strip().splitlines()[-1] == last
+  assert (tmp_path / 'fold0_seed0.log').read_text() == logs
 
 
-def test_bad_flags_are_one_line(tmp_path):
+@pytest.mark.parametrize('flag,message', [('--folds=1', '--folds must be 0'),
+                                          ('--seeds=', '--seeds names no')])
+def test_bad_flags_are_one_line(tmp_path, flag, message):
   result = run_python('benchmarks/cross_validate.py',
-                      '--config=configs/bibtex.py:smoke', '--folds=1',
+                      '--config=configs/bibtex.py:smoke', flag,
                       f'--root={tmp_path}')
   assert result.returncode != 0 and 'Traceback' not in result.stderr
-  assert '--folds must be 0' in result.stderr
+  assert message in result.stderr
