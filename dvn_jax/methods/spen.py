@@ -133,36 +133,44 @@ def make_train_step(task: base.Task, model: nn.Module,
     rng = jax.random.fold_in(base_key, state.step)
     rng_batch, rng_dropout = jax.random.split(rng)
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
-    y_hat = most_violating(bind(model, state.params), x, y_star,
-                           oracle, spec)
-    delta = task_loss(oracle, y_hat, y_star)
 
-    def hinge_loss(params):
-      both = model.apply({'params': params}, jnp.concatenate([x, x]),
-                         jnp.concatenate([y_hat, y_star]), train=True,
-                         rngs={'dropout': rng_dropout})
-      s_hat, s_truth = jnp.split(both, 2)
-      hinge = structured_hinge(s_hat, s_truth, delta)
-      return jnp.mean(hinge), jnp.mean(hinge > 0)
+    def hinge_grads(params):
+      """(hinge, (share violated, mean task loss)), its gradient."""
+      y_hat = most_violating(bind(model, params), x, y_star, oracle, spec)
+      delta = task_loss(oracle, y_hat, y_star)
 
-    def pretrain_loss(params):
-      logits = model.apply({'params': params}, x, train=True,
-                           rngs={'dropout': rng_dropout}, method='encode')
-      return task.baseline_loss(logits, y_star), jnp.zeros(())
+      def hinge_loss(params):
+        both = model.apply({'params': params}, jnp.concatenate([x, x]),
+                           jnp.concatenate([y_hat, y_star]), train=True,
+                           rngs={'dropout': rng_dropout})
+        s_hat, s_truth = jnp.split(both, 2)
+        hinge = structured_hinge(s_hat, s_truth, delta)
+        return jnp.mean(hinge), (jnp.mean(hinge > 0), jnp.mean(delta))
 
-    hinge_grads = jax.value_and_grad(hinge_loss, has_aux=True)
+      return jax.value_and_grad(hinge_loss, has_aux=True)(params)
+
+    def pretrain_grads(params):
+      """The logistic loss of the encoding, its gradient (no
+      cost-augmented inference: its output would go unused)."""
+      def pretrain_loss(params):
+        logits = model.apply({'params': params}, x, train=True,
+                             rngs={'dropout': rng_dropout}, method='encode')
+        return task.baseline_loss(logits, y_star), (jnp.zeros(()),
+                                                    jnp.zeros(()))
+
+      return jax.value_and_grad(pretrain_loss, has_aux=True)(params)
+
     if pretrain_steps:   # (check() has made sure the encoding fits)
-      (loss_value, violated), grads = jax.lax.cond(
-          state.step < pretrain_steps,
-          jax.value_and_grad(pretrain_loss, has_aux=True), hinge_grads,
+      (loss_value, (violated, delta)), grads = jax.lax.cond(
+          state.step < pretrain_steps, pretrain_grads, hinge_grads,
           state.params)
     else:
-      (loss_value, violated), grads = hinge_grads(state.params)
+      (loss_value, (violated, delta)), grads = hinge_grads(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = averaged(state.ema_params, params, state.step)
     metrics = {'loss': loss_value, 'violated': violated,
-               'task_loss': delta.mean(),
+               'task_loss': delta,
                'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
     return train_state.TrainState(state.step + 1, params, opt_state,
