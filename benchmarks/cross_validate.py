@@ -36,6 +36,7 @@ from absl import flags
 
 from dvn_jax import cli
 from dvn_jax import files
+from dvn_jax import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,15 +55,15 @@ def define_flags() -> None:
   flags.mark_flags_as_required(['config', 'root'])
 
 
-def run_overrides(fold: int | None, folds: int, seed: int) -> list[str]:
-  """The --config.* flags of one run."""
-  flags_ = [f'--config.seed={seed}']
+def run_overrides(fold: int | None, folds: int, seed: int
+                  ) -> sweeps.Overrides:
+  """The config fields one run sets."""
+  overrides = {'seed': seed}
   if fold is not None:
-    flags_ += [f'--config.data.cv_folds={folds}',
-               f'--config.data.cv_fold={fold}',
-               '--config.data.train_split=fold_train',
-               '--config.data.eval_split=fold_val']
-  return flags_
+    overrides.update({'data.cv_folds': folds, 'data.cv_fold': fold,
+                      'data.train_split': 'fold_train',
+                      'data.eval_split': 'fold_val'})
+  return overrides
 
 
 def val_scores(workdir: str, metric: str) -> dict[int, float]:
@@ -117,12 +118,12 @@ def main(argv):
   config = os.path.abspath(path) + colon + options   # runs start in REPO
   with cli.reporting_errors():
     files.check_output_dir(root, '--root')
+    sets = sweeps.parse_sets(args.set)
     if args.output:
       files.check_output_file(args.output, '--output')
   os.makedirs(root, exist_ok=True)
   plan = [(fold, seed) for fold in (range(folds) if folds else [None])
           for seed in seeds]
-  sets = [f'--config.{item}' for item in args.set]
   runs, seconds, start = {}, 0.0, time.time()
   for i, (fold, seed) in enumerate(plan):
     name = f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
@@ -133,8 +134,10 @@ def main(argv):
       with open(workdir + '.log', 'a') as log:
         result = subprocess.run(
             [sys.executable, '-m', 'dvn_jax.main', f'--config={config}',
-             f'--workdir={workdir}', *run_overrides(fold, folds, seed),
-             *sets], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+             f'--workdir={workdir}',
+             *sweeps.config_args({**run_overrides(fold, folds, seed),
+                                  **sets})],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
       if result.returncode:
         cli.fail(f'run {name} failed (exit {result.returncode}); its log: '
                  f'{workdir}.log', status=1)

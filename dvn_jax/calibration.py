@@ -73,6 +73,11 @@ class Points:
   truth_score: np.ndarray
   squash: bool   # the prediction climbs sigmoid(s) (a value), not s
 
+  @property
+  def value(self) -> np.ndarray:
+    """sigmoid(s(x, y_hat)): the network's value of its output."""
+    return 1.0 / (1.0 + np.exp(-self.score))
+
 
 def round_outputs(y: Array, projection: str, threshold: float) -> Array:
   """The output the task scores: y >= threshold on the box, one-hot argmax
@@ -129,9 +134,9 @@ def calibration_metrics(points: Points) -> dict[str, float | None]:
              'spearman': spearman, 'truth_above': truth_above,
              'value_mae': None, 'overvalued': None}
   if points.squash:
-    value = 1.0 / (1.0 + np.exp(-points.score))
-    metrics['value_mae'] = 100.0 * float(np.mean(np.abs(value - points.oracle)))
-    metrics['overvalued'] = 100.0 * float(np.mean(value > points.oracle))
+    metrics['value_mae'] = 100.0 * float(
+        np.mean(np.abs(points.value - points.oracle)))
+    metrics['overvalued'] = 100.0 * float(np.mean(points.value > points.oracle))
   return metrics
 
 
@@ -193,7 +198,7 @@ def plot(names: Sequence[str], points: Sequence[Points], path: str) -> None:
   panels = []
   for name, p in zip(names, points):
     if p.squash:
-      panels.append(plots.Panel(name, p.oracle, 1.0 / (1.0 + np.exp(-p.score)),
+      panels.append(plots.Panel(name, p.oracle, p.value,
                                 'network value sigmoid(s)', diagonal=True))
     else:
       panels.append(plots.Panel(name, p.oracle, p.score, 'network score s'))

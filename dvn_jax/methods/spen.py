@@ -107,7 +107,7 @@ def most_violating(value_fn: inference.LogitFn, x: Array, y_star: Array,
   `bind`) + Delta(y, y*); no gradient flows to the network
   through the result."""
   value = inference.objective_fn(value_fn, x)
-  y0 = inference.get_projection(spec.projection)(jnp.zeros_like(y_star))
+  y0 = inference.start_point(y_star.shape, spec)
   y, _ = inference.gradient_ascent(
       lambda y: value(y) + task_loss(oracle, y, y_star), y0, spec)
   return jax.lax.stop_gradient(y)
