@@ -2,7 +2,7 @@
 
   python benchmarks/cross_validate.py --config=configs/horses.py:quick \
       --folds=5 --seeds=0 --root=/tmp/cv [--set=num_train_steps=2000] \
-      [--metric=mean_iou] [--output=cv.json]
+      [--metric=mean_iou] [--output=cv.json] [--against=base.json]
 
 Runs `python -m dvn_jax.main` once per (fold, seed), one after another, each
 in <root>/fold<f>_seed<s> (logs beside it). With --folds K >= 2, run f
@@ -19,6 +19,13 @@ confidence interval (Student's t); the last line is
 `<metric> <mean> +- <half-width> (95% CI, n runs, step N, <hours> h)`, the
 hours being the runs' wall-clock time, one run at a time (each run's own,
 however many invocations it took). --output writes the same as JSON.
+
+--against=<an earlier --output> compares paired runs: for each run name
+both reports hold (the same fold and seed), the difference of this run's
+score from that one's, and the mean of those differences with its 95% CI;
+the fold's difficulty cancels in each difference, so a paired CI is the
+width a variant-against-baseline decision has. The last line is then
+`paired delta <metric> <mean> +- <half-width> (95% CI, n pairs, step N)`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from absl import app
 from absl import flags
 
 from dvn_jax import cli
+from dvn_jax import errors
 from dvn_jax import files
 from dvn_jax import sweeps
 
@@ -52,6 +60,8 @@ def define_flags() -> None:
                             '(e.g. num_train_steps=2000).')
   flags.DEFINE_string('metric', 'mean_iou', 'The val score.')
   flags.DEFINE_string('output', None, 'JSON report to write.')
+  flags.DEFINE_string('against', None, 'An earlier --output report (the '
+                      'baseline): print the paired differences from it.')
   flags.mark_flags_as_required(['config', 'root'])
 
 
@@ -100,6 +110,33 @@ def summarise(runs: dict[str, dict[int, float]]) -> dict[int, dict]:
           for step in sorted(common)}
 
 
+def read_report(path: str) -> dict[str, dict[int, float]]:
+  """The {run: {step: score}} of an earlier --output report."""
+  try:
+    with open(path) as f:
+      runs = json.load(f)['runs']
+    return {name: {int(step): float(score) for step, score in scores.items()}
+            for name, scores in runs.items()}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise errors.DvnError(f'--against {path} is not a cross_validate '
+                         f'report ({type(e).__name__}: {e})') from None
+
+
+def paired(runs: dict[str, dict[int, float]],
+           baseline: dict[str, dict[int, float]]) -> dict[int, dict]:
+  """The interval of run-by-run differences (runs - baseline) at each step
+  that every shared run scored in both."""
+  names = sorted(set(runs) & set(baseline))
+  if not names:
+    return {}
+  steps = set.intersection(*(set(runs[n]) & set(baseline[n]) for n in names))
+  return {step: {**interval([runs[n][step] - baseline[n][step]
+                             for n in names]),
+                 'deltas': {n: runs[n][step] - baseline[n][step]
+                            for n in names}}
+          for step in sorted(steps)}
+
+
 def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {" ".join(argv[1:])}')
@@ -121,6 +158,7 @@ def main(argv):
     sets = sweeps.parse_sets(args.set)
     if args.output:
       files.check_output_file(args.output, '--output')
+    baseline = read_report(args.against) if args.against else None
   os.makedirs(root, exist_ok=True)
   plan = [(fold, seed) for fold in (range(folds) if folds else [None])
           for seed in seeds]
@@ -162,16 +200,29 @@ def main(argv):
   for step, s in summary.items():
     print(f'step {step}: {s["mean"]:.2f} +- {s["half_width"]:.2f} (std '
           f'{s["std"]:.2f}, n {s["n"]})')
+  deltas = paired(runs, baseline) if baseline is not None else None
+  if baseline is not None and not deltas:
+    cli.fail(f'--against {args.against} shares no run and scored step with '
+             'these runs (same --folds, --seeds and step counts?)', status=1)
   if args.output:
     with files.atomic_write(args.output, 'w') as f:
       json.dump({'config': args.config, 'folds': folds, 'seeds': seeds,
                  'set': args.set, 'metric': args.metric, 'runs': runs,
-                 'summary': summary, 'run_seconds': seconds}, f, indent=2)
-  if summary:
-    step = max(summary)
-    s = summary[step]
-    print(f'{args.metric} {s["mean"]:.2f} +- {s["half_width"]:.2f} (95% CI, '
-          f'{s["n"]} runs, step {step}, {seconds / 3600:.2f} h)')
+                 'summary': summary, 'run_seconds': seconds,
+                 **({'against': args.against, 'paired': deltas}
+                    if deltas else {})}, f, indent=2)
+  step = max(summary)
+  s = summary[step]
+  print(f'{args.metric} {s["mean"]:.2f} +- {s["half_width"]:.2f} (95% CI, '
+        f'{s["n"]} runs, step {step}, {seconds / 3600:.2f} h)')
+  if deltas:
+    for step, d in deltas.items():
+      each = ', '.join(f'{n} {v:+.2f}' for n, v in d['deltas'].items())
+      print(f'paired delta at step {step}: {each}')
+    step = max(deltas)
+    d = deltas[step]
+    print(f'paired delta {args.metric} {d["mean"]:+.2f} +- '
+          f'{d["half_width"]:.2f} (95% CI, {d["n"]} pairs, step {step})')
 
 
 if __name__ == '__main__':

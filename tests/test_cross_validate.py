@@ -45,15 +45,31 @@ def test_two_folds_run_and_a_rerun_reads_them(tmp_path):
     assert config['data']['eval_split'] == 'fold_val'
   # A rerun reads the finished runs (their own times included): the same
   # report, and no run is started again.
+  # Paired against its own report, every difference is zero.
   logs = (tmp_path / 'fold0_seed0.log').read_text()
-  again = run_python(*args)
-  assert again.returncode == 0
-  assert again.stdout.strip().splitlines()[-1] == last
+  again = run_python(*args, f'--against={tmp_path / "cv.json"}')
+  assert again.returncode == 0, again.stderr[-2000:]
+  lines = again.stdout.strip().splitlines()
+  assert lines[-2] == last
+  assert lines[-1].startswith('paired delta f1 +0.00 +- 0.00 (95% CI, 2 '
+                              'pairs, step 6')
   assert (tmp_path / 'fold0_seed0.log').read_text() == logs
 
 
+def test_paired_differences_match_runs_by_name():
+  deltas = cross_validate.paired(
+      {'fold0': {1: 3.0, 2: 5.0}, 'fold1': {2: 7.0}, 'fold2': {2: 0.0}},
+      {'fold0': {2: 4.0}, 'fold1': {2: 4.0}})
+  assert list(deltas) == [2]
+  assert deltas[2]['deltas'] == {'fold0': 1.0, 'fold1': 3.0}
+  assert deltas[2]['mean'] == 2.0 and deltas[2]['n'] == 2
+  assert cross_validate.paired({'a': {1: 1.0}}, {'b': {1: 1.0}}) == {}
+
+
 @pytest.mark.parametrize('flag,message', [('--folds=1', '--folds must be 0'),
-                                          ('--seeds=', '--seeds names no')])
+                                          ('--seeds=', '--seeds names no'),
+                                          ('--against=/nonexistent.json',
+                                           'is not a cross_validate report')])
 def test_bad_flags_are_one_line(tmp_path, flag, message):
   result = run_python('benchmarks/cross_validate.py',
                       '--config=configs/bibtex.py:smoke', flag,
