@@ -116,7 +116,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Persistent inference chains (tuples.advance_chains): every train
       # step advances each chain `chain_steps` ascent steps instead of
       # running a fresh 20-step trajectory.
-      inference_chains=False, chain_steps=1))
+      inference_chains=False, chain_steps=1,
+      # An experience replay buffer (paper Sec. 3.2; tuples.replay_batch):
+      # replay_size tuples of earlier steps kept, replay_share of each
+      # update's batch drawn from them (0, 0: off).
+      replay_size=0, replay_share=0.0))
 
   # Mask averaging scored above joint inference on val (74.4 vs 73.9).
   # fcn: the hybrid (ours), off here (configs/common.py, hybrid_off).

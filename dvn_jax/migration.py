@@ -32,6 +32,8 @@ ADDED: dict[str, Any] = {
     'tuples.adversarial_objective': 'loss',
     'tuples.inference_chains': False,
     'tuples.chain_steps': 1,
+    'tuples.replay_size': 0,
+    'tuples.replay_share': 0.0,
     'optimizer.decay_steps': (),
     'optimizer.decay_factor': 0.1,
     'optimizer.grad_clip_norm': 0.0,

@@ -39,6 +39,7 @@ from dvn_jax import predictors
 from dvn_jax import preemption
 from dvn_jax import stacked
 from dvn_jax import tasks
+from dvn_jax import train_state
 from dvn_jax import writers
 from dvn_jax.datasets import kfold
 from dvn_jax.errors import ConfigError
@@ -57,32 +58,36 @@ class TrainingDivergedError(DvnError):
 def create_state(model: nn.Module, tx: optax.GradientTransformation,
                  config: ml_collections.ConfigDict) -> TrainState:
   """Step 0: initial parameters (seeded by config.seed), the optimizer's
-  state, the method's chains, and the moving average if the config keeps
-  one."""
+  state, the method's chains and replay buffer, and the moving average if
+  the config keeps one."""
   params = builders.init_model_params(model, config,
                                       jax.random.key(config.seed))
+  task, method = tasks.get(config), methods.get(config)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=tx.init(params),
-                    chains=methods.get(config).init_chains(tasks.get(config),
-                                                           config),
+                    chains=method.init_chains(task, config),
                     ema_params=(fresh_copy(params)
-                                if config.ema_decay > 0 else None))
+                                if config.ema_decay > 0 else None),
+                    replay=method.init_replay(task, config))
 
 
 def state_shardings(mesh: jax.sharding.Mesh, chains: bool,
-                    ema: bool) -> TrainState:
+                    ema: bool, replay: bool = False) -> TrainState:
   """Shardings of a train state (a pytree prefix): everything replicated
-  but the inference chains (if any), split over the devices like a batch."""
+  (the replay buffer too: any device may draw any tuple) but the inference
+  chains (if any), split over the devices like a batch."""
   rep = parallel.replicated(mesh)
   return TrainState(step=rep, params=rep, opt_state=rep,
                     chains=parallel.batch_sharded(mesh) if chains else None,
-                    ema_params=rep if ema else None)
+                    ema_params=rep if ema else None,
+                    replay=rep if replay else None)
 
 
 def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
   """`state` as global arrays with `state_shardings`."""
   shardings = state_shardings(mesh, state.chains is not None,
-                              state.ema_params is not None)
+                              state.ema_params is not None,
+                              state.replay is not None)
   return jax.tree.map(lambda sharding, part: parallel.put_tree(part, sharding),
                       shardings, state)
 
@@ -92,12 +97,19 @@ def restore_train_state(manager: Any, state: TrainState,
   """The latest checkpoint restored into `state`'s structure (None if there
   is none). A run that kept no moving average resumes with one (ema_decay
   raised mid-run): the average starts from the restored parameters (so
-  evaluating such a run with ema_decay on scores its parameters)."""
-  alternatives = ([state.replace(ema_params=None)]
-                  if state.ema_params is not None else [])
+  evaluating such a run with ema_decay on scores its parameters). A
+  checkpoint written before the replay buffer existed is read as a state
+  without one."""
+  plain = [state.replace(ema_params=None)] if state.ema_params is not None \
+      else []
+  older = ([train_state.TrainStateBeforeReplay(
+      s.step, s.params, s.opt_state, s.chains, s.ema_params)
+            for s in (state, *plain)] if state.replay is None else [])
   restored = checkpoints.restore_latest(manager, state, set_aside_damaged,
-                                        alternatives)
-  if restored is None or restored.ema_params is not None or not alternatives:
+                                        [*plain, *older])
+  if isinstance(restored, train_state.TrainStateBeforeReplay):
+    restored = restored.as_current()
+  if restored is None or restored.ema_params is not None or not plain:
     return restored
   logging.info('The checkpoint has no moving average of the parameters; it '
                'starts from the restored parameters')
@@ -141,7 +153,8 @@ def fuse_steps(train_step: Callable) -> Callable:
 
 
 def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,
-                   chains: bool = False, ema: bool = False) -> Callable:
+                   chains: bool = False, ema: bool = False,
+                   replay: bool = False) -> Callable:
   """jit of `fuse_steps(train_step)` with the state donated; on a mesh,
   everything replicated but the batch indices (K, B) and the inference
   chains, which are split over the devices along the batch (parallel.py,
@@ -150,7 +163,7 @@ def jit_train_step(train_step: Callable, mesh: jax.sharding.Mesh | None,
   if mesh is None:
     return jax.jit(steps, donate_argnums=(0,))
   rep = parallel.replicated(mesh)
-  state = state_shardings(mesh, chains, ema)
+  state = state_shardings(mesh, chains, ema, replay)
   return jax.jit(steps, in_shardings=(state, rep, rep,
                                       parallel.steps_batch_sharded(mesh)),
                  out_shardings=(state, rep), donate_argnums=(0,))
@@ -170,7 +183,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   task, method = tasks.get(config), methods.get(config)
   return jit_train_step(method.make_train_step(task, model, tx, config), mesh,
                         chains=method.init_chains(task, config) is not None,
-                        ema=config.ema_decay > 0)
+                        ema=config.ema_decay > 0,
+                        replay=method.init_replay(task, config) is not None)
 
 
 def call_ends(first_step: int, num_train_steps: int, steps_per_call: int,

@@ -25,6 +25,23 @@ class TrainState(flax.struct.PyTreeNode):
   # An exponential moving average of `params` (config.ema_decay > 0) or
   # None; when present it is what evaluation, export and prediction use.
   ema_params: Any = None
+  # A replay buffer of earlier training tuples (tuples.ReplayBuffer) or
+  # None.
+  replay: Any = None
+
+
+class TrainStateBeforeReplay(flax.struct.PyTreeNode):
+  """The train state as checkpoints written before the replay buffer
+  existed hold it (`as_current` reads it as today's)."""
+  step: Array
+  params: Any
+  opt_state: Any
+  chains: Any = None
+  ema_params: Any = None
+
+  def as_current(self) -> TrainState:
+    return TrainState(self.step, self.params, self.opt_state, self.chains,
+                      self.ema_params)
 
 
 def ema_decay(config: ml_collections.ConfigDict) -> float:

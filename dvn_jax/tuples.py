@@ -22,9 +22,15 @@ steps from y(0) and keeps some of their points), or from persistent chains
 (`inference_chains`): trajectories kept in the train state, each advanced
 `chain_steps` ascent steps per train step with the current network and
 restarted on a new example after T steps. Every point of a chain becomes a
-tuple, so a train step costs `chain_steps` ascent steps instead of T: the
-replay of past inference outputs that the paper likens to Q-learning's
-experience replay (Sec. 3.2).
+tuple, so a train step costs `chain_steps` ascent steps instead of T.
+
+An experience replay buffer (Sec. 3.2: the tuples' training set "evolves
+over time, and one can make use of an experience replay buffer"; the
+authors trained on a queue of tuples inferred with "slightly older
+weights"): `replay_size` > 0 keeps the last tuples of every generator in
+the train state (`ReplayBuffer`), and each update trains on a batch of the
+same size, `replay_share` of it drawn from the buffer and the rest fresh
+(`replay_batch`).
 """
 
 from __future__ import annotations
@@ -74,6 +80,8 @@ class TupleSpec:
     inference_chains: take inference tuples from persistent chains
       (`advance_chains`) instead of fresh trajectories.
     chain_steps: ascent steps each chain takes per train step (divides T).
+    replay_size: tuples the replay buffer holds (0: no buffer).
+    replay_share: share of each update's batch drawn from the buffer.
   """
   mix: tuple[tuple[str, float], ...] = (('inference', 0.5),
                                         ('adversarial', 0.5))
@@ -88,6 +96,8 @@ class TupleSpec:
   adversarial_objective: str = 'loss'
   inference_chains: bool = False
   chain_steps: int = 1
+  replay_size: int = 0
+  replay_share: float = 0.0
 
   def __post_init__(self):
     names = [name for name, _ in self.mix]
@@ -130,6 +140,11 @@ class TupleSpec:
         raise ConfigError("inference_chains make a tuple of every chain's "
                           "point: set inference_pick='random' and "
                           'inference_points=1')
+    if self.replay_size < 0 or not 0.0 <= self.replay_share <= 1.0 or (
+        (self.replay_size > 0) != (self.replay_share > 0)):
+      raise ConfigError('replay_size (tuples held, >= 0) and replay_share '
+                        '(in [0, 1]) must both be 0 (no buffer) or both > 0, '
+                        f'got {self.replay_size} and {self.replay_share}')
     oracles.get_oracle(self.oracle)
     losses.get_loss(self.loss)
 
@@ -368,6 +383,66 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   y, _ = inference.infer(logit_fn, x, y, step_spec, rng=rng)
   return InferenceChains(x=x, y_star=y_star, y=y,
                          age=age + spec.chain_steps)
+
+
+# ------------------------------------------------------- replay buffer ----
+
+
+class ReplayBuffer(flax.struct.PyTreeNode):
+  """The last C training tuples (a ring: the oldest is overwritten).
+
+  x, y: (C, ...) inputs and outputs; v_star: (C,) their oracle values;
+  count: () int32 tuples pushed so far (the next goes to slot count mod C).
+  """
+  x: Array
+  y: Array
+  v_star: Array
+  count: Array
+
+
+def init_replay(x_shape: tuple[int, ...], y_shape: tuple[int, ...]
+                ) -> ReplayBuffer:
+  """An empty buffer of x_shape[0] tuples."""
+  return ReplayBuffer(x=jnp.zeros(x_shape, jnp.float32),
+                      y=jnp.zeros(y_shape, jnp.float32),
+                      v_star=jnp.zeros(x_shape[:1], jnp.float32),
+                      count=jnp.zeros((), jnp.int32))
+
+
+def push(buffer: ReplayBuffer, x: Array, y: Array, v_star: Array
+         ) -> ReplayBuffer:
+  """`buffer` with the tuples (x, y, v*) written over its oldest."""
+  slots = (buffer.count + jnp.arange(x.shape[0])) % buffer.x.shape[0]
+  return ReplayBuffer(x=buffer.x.at[slots].set(x.astype(jnp.float32)),
+                      y=buffer.y.at[slots].set(y.astype(jnp.float32)),
+                      v_star=buffer.v_star.at[slots].set(v_star),
+                      count=buffer.count + x.shape[0])
+
+
+def replay_batch(rng: Array, buffer: ReplayBuffer, x: Array, y: Array,
+                 v_star: Array, share: float
+                 ) -> tuple[Array, Array, Array, Array, ReplayBuffer]:
+  """An update's batch: a random (1 - share) of the step's fresh tuples,
+  then round(share B) tuples drawn uniformly (with replacement) from the
+  buffer after the fresh ones are pushed (so they may be drawn too).
+
+  Every fresh tuple enters the buffer, so on average each tuple is trained
+  on once, as without a buffer: (1 - share) now, share later, made by the
+  weights of up to C / B steps before. Returns (x, y, v*, replayed, buffer),
+  replayed (B,) True where the tuple came from the buffer.
+  """
+  batch = x.shape[0]
+  old = int(round(share * batch))
+  buffer = push(buffer, x, y, v_star)
+  rng_fresh, rng_old = jax.random.split(rng)
+  fresh = jax.random.permutation(rng_fresh, batch)[:batch - old]
+  held = jnp.minimum(buffer.count, buffer.x.shape[0])
+  drawn = jax.random.randint(rng_old, (old,), 0, held)
+  replayed = jnp.arange(batch) >= batch - old
+  return (jnp.concatenate([x[fresh], buffer.x[drawn].astype(x.dtype)]),
+          jnp.concatenate([y[fresh], buffer.y[drawn].astype(y.dtype)]),
+          jnp.concatenate([v_star[fresh], buffer.v_star[drawn]]),
+          replayed, buffer)
 
 
 def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:

@@ -34,6 +34,8 @@ from dvn_jax.errors import ConfigError
     ('tuples.adversarial_start', 'zeros', "'zeros' was removed"),
     ('optimizer.schedule', 'cosine', "'cosine' was removed"),
     ('optimizer.schedule', 'linear', "optimizer.schedule must be 'constant'"),
+    ('tuples.replay_share', 0.5, 'replay_size .* must both be 0'),
+    ('tuples.replay_size', 2, 'must hold at least a batch'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -44,6 +46,8 @@ def test_invalid_config_values_are_config_errors(field, value, match):
   node[leaf] = value
   if field == 'eval.fcn.params':
     config.eval.fcn.start_scale = 0.1   # the file is needed only when used
+  if field == 'tuples.replay_size':
+    config.tuples.replay_share = 0.5
   with pytest.raises(ConfigError, match=match):
     builders.check_config(config)
 

@@ -122,6 +122,29 @@ def test_inference_chains_resume_exactly(tmp_path):
   assert np.asarray(whole.chains.age).max() <= 4
 
 
+def test_a_replay_buffer_resumes_exactly(tmp_path):
+  """The replay buffer is part of the checkpoint: a run stopped and
+  resumed mid-way equals an uninterrupted one, its buffer included."""
+  config = horses_config.get_config('smoke')
+  config.tuples.replay_size, config.tuples.replay_share = 12, 0.5
+  config.num_train_steps = 6
+  config.checkpoint_every_steps = config.eval_every_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'whole'))
+  half = config.copy_and_resolve_references()
+  half.num_train_steps = 4
+  train.train_and_evaluate(half, str(tmp_path / 'cut'))
+  train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes at 4
+  whole, cut = (train.restore_state(builders.create_model(config), config,
+                                    str(tmp_path / run))
+                for run in ('whole', 'cut'))
+  assert int(whole.replay.count) == 6 * config.batch_size
+  for a, b in zip(jax.tree.leaves(jax.device_get(whole)),
+                  jax.tree.leaves(jax.device_get(cut))):
+    np.testing.assert_array_equal(a, b)
+  assert metric_lines(tmp_path / 'whole')[-1] == metric_lines(
+      tmp_path / 'cut')[-1]
+
+
 def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
   """ema_decay raised mid-run: the average starts from the checkpoint's
   parameters, is checkpointed, and is what export writes."""

@@ -12,11 +12,13 @@ from configs import bibtex as bibtex_config
 from configs import horses as horses_config
 from configs import horses_fcn as fcn_config_module
 from dvn_jax import builders
+from dvn_jax import checkpoints
 from dvn_jax import input_pipeline
 from dvn_jax import param_files
 from dvn_jax import stacked
 from dvn_jax import tasks
 from dvn_jax import train
+from dvn_jax import train_state
 from dvn_jax.errors import DvnError
 
 RELEASED = os.path.join(os.path.dirname(__file__), '..', 'released')
@@ -32,12 +34,15 @@ def _first_training_examples(config, count: int):
 
 
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
-                                        'fcn', 'value_net+chains'])
+                                        'fcn', 'value_net+chains',
+                                        'value_net+replay'])
 def test_train_step_learns_and_compiles_once(model_name):
   config = horses_config.get_config('smoke')
   model_name, chains = model_name.partition('+')[::2]
   config.model.name = model_name
-  config.tuples.inference_chains = bool(chains)
+  config.tuples.inference_chains = chains == 'chains'
+  if chains == 'replay':
+    config.tuples.replay_size, config.tuples.replay_share = 8, 0.5
   if model_name == 'fcn':
     del config.model.dropout_rate
     config.method = 'baseline'
@@ -60,11 +65,32 @@ def test_train_step_learns_and_compiles_once(model_name):
   moved = jax.tree.map(lambda a, b: not np.allclose(a, b), params0,
                        jax.tree.map(np.asarray, state.params))
   assert all(jax.tree.leaves(moved))
-  if chains:   # 1 inference tuple of 4 (the mix): one chain, 2-step lives
+  if chains == 'replay':   # three steps of 4 tuples: 8 held, 12 pushed
+    assert int(state.replay.count) == 12 and state.chains is None
+    assert float(metrics['v_star/replayed']) >= 0
+  elif chains:   # 1 inference tuple of 4 (the mix): one chain, 2-step lives
     assert int(state.chains.age[0]) in (1, 2)
     assert state.chains.x.shape == (1, 24, 24, 3)
   else:
     assert state.chains is None
+
+
+def test_a_checkpoint_from_before_the_replay_buffer_resumes(tmp_path):
+  """Checkpoints written before TrainState had its replay field are read
+  as a state without a buffer (not refused as another config's)."""
+  config = horses_config.get_config('smoke')
+  builders.check_config(config)
+  model = builders.create_model(config)
+  tx = builders.make_optimizer(config.optimizer)
+  state = train.create_state(model, tx, config)
+  manager = checkpoints.make_manager(str(tmp_path))
+  checkpoints.save(manager, 7, train_state.TrainStateBeforeReplay(
+      state.step + 7, state.params, state.opt_state))
+  manager.wait_until_finished()
+  restored = train.restore_train_state(manager, state)
+  assert isinstance(restored, train_state.TrainState)
+  assert int(restored.step) == 7 and restored.replay is None
+  chex.assert_trees_all_equal(restored.params, state.params)
 
 
 @pytest.mark.parametrize('config_module,arg,file', [

@@ -329,3 +329,55 @@ class TupleVariantsTest(chex.TestCase):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with self.assertRaises(AssertionError):
       generate(x[:3], y_star)
+
+
+# ------------------------------------------------------- replay buffer ----
+
+
+def _tuples_numbered(first: int, count: int):
+  """count tuples whose x, y and v* all hold their number first, first+1..."""
+  n = jnp.arange(first, first + count, dtype=jnp.float32)
+  return n[:, None, None] * jnp.ones((count, 2, 3)), n[:, None] * jnp.ones(
+      (count, 4)), n
+
+
+def test_the_buffer_is_a_ring_of_the_last_tuples():
+  buffer = tuples.init_replay((5, 2, 3), (5, 4))
+  for first in (0, 3):
+    buffer = tuples.push(buffer, *_tuples_numbered(first, 3))
+  # Tuples 0..5 pushed into 5 slots: 5 overwrote 0 in slot 0.
+  np.testing.assert_array_equal(buffer.v_star, [5, 1, 2, 3, 4])
+  np.testing.assert_array_equal(buffer.x[:, 0, 0], buffer.v_star)
+  np.testing.assert_array_equal(buffer.y[:, 0], buffer.v_star)
+  assert int(buffer.count) == 6
+
+
+@pytest.mark.parametrize('share,replayed', [(0.25, 2), (1.0, 8)])
+def test_a_replayed_batch_is_fresh_tuples_then_tuples_of_the_buffer(
+    share, replayed):
+  """The batch keeps its size: distinct fresh tuples first, then tuples
+  drawn from the buffer, which now holds the fresh ones too; every x, y and
+  v* stay together."""
+  buffer = tuples.push(tuples.init_replay((16, 2, 3), (16, 4)),
+                       *_tuples_numbered(100, 8))
+  fresh = _tuples_numbered(0, 8)
+  x, y, v, mask, buffer = tuples.replay_batch(jax.random.key(0), buffer,
+                                              *fresh, share)
+  chex.assert_shape([x, y, v, mask], [(8, 2, 3), (8, 4), (8,), (8,)])
+  np.testing.assert_array_equal(mask, np.arange(8) >= 8 - replayed)
+  np.testing.assert_array_equal(x[:, 0, 0], v)
+  np.testing.assert_array_equal(y[:, 0], v)
+  kept = np.asarray(v[:8 - replayed])
+  assert len(set(kept)) == len(kept) and set(kept) <= set(range(8))
+  assert set(np.asarray(v[8 - replayed:])) <= set(range(8)) | set(
+      range(100, 108))
+  assert int(buffer.count) == 16
+  np.testing.assert_array_equal(np.sort(buffer.v_star),
+                                np.r_[np.arange(8), np.arange(100, 108)])
+
+
+@pytest.mark.parametrize('size,share', [(8, 0.0), (0, 0.5), (8, 1.5),
+                                        (-1, 0.5)])
+def test_replay_settings_are_both_off_or_both_on(size, share):
+  with pytest.raises(ConfigError, match='replay_size'):
+    tuples.TupleSpec(replay_size=size, replay_share=share)

@@ -12,8 +12,9 @@
 Each method module defines:
 - `check(task, model, config)`: ConfigError if the model or config does
   not suit the method;
-- `init_chains(task, config)`: the method's state beside the parameters
-  (persistent inference chains), or None;
+- `init_chains(task, config)` and `init_replay(task, config)`: the
+  method's state beside the parameters (persistent inference chains, a
+  replay buffer of training tuples), or None;
 - `make_train_step(task, model, tx, config)`: train_step(state, inputs,
   targets, indices) -> (state, metrics), to be jitted by the loop;
 - `make_predict(task, model, config, return_trajectory)`: predict(params,

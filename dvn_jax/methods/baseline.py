@@ -33,6 +33,10 @@ def init_chains(task: base.Task, config: ml_collections.ConfigDict) -> None:
   del task, config
 
 
+def init_replay(task: base.Task, config: ml_collections.ConfigDict) -> None:
+  del task, config
+
+
 def make_train_step(task: base.Task, model: nn.Module,
                     tx: optax.GradientTransformation,
                     config: ml_collections.ConfigDict) -> Callable:

@@ -5,7 +5,9 @@ predicting by projected gradient ascent on y (Eq. 8).
 Each train step takes a batch (`task.batch`), generates its tuples with the
 current network (`tuples.generate_tuples_with_chains`: inference,
 adversarial, stratified, ground-truth and interpolated outputs, in the
-config's mix) and makes one update on the regression loss. Prediction is
+config's mix), mixes in tuples of earlier steps if the config keeps a
+replay buffer (`tuples.replay_batch`), and makes one update on the
+regression loss. Prediction is
 `task.infer` of the bound value network, wrapped by `hybrid` when
 `config.eval.fcn` asks for it.
 """
@@ -69,7 +71,8 @@ def tuple_spec(task: base.Task, config: ml_collections.ConfigDict
       adversarial_ascent=builders.ascent_spec(t.adversarial, task),
       adversarial_start=t.adversarial_start,
       adversarial_objective=t.adversarial_objective,
-      inference_chains=t.inference_chains, chain_steps=t.chain_steps)
+      inference_chains=t.inference_chains, chain_steps=t.chain_steps,
+      replay_size=t.replay_size, replay_share=t.replay_share)
 
 
 def check(task: base.Task, model: nn.Module,
@@ -77,7 +80,10 @@ def check(task: base.Task, model: nn.Module,
   if task.is_baseline(model):
     raise ConfigError(f"bad config: {config.model.name!r} is a baseline "
                       "network; train it with --config.method=baseline")
-  tuple_spec(task, config)
+  spec = tuple_spec(task, config)
+  if 0 < spec.replay_size < config.batch_size:
+    raise ConfigError(f'bad config: tuples.replay_size ({spec.replay_size}) '
+                      f'must hold at least a batch ({config.batch_size})')
   builders.ascent_spec(config.eval.inference, task)
   base.check_fields(hybrid.check(config))
 
@@ -92,6 +98,17 @@ def init_chains(task: base.Task, config: ml_collections.ConfigDict
     return None
   x_shape, y_shape = task.example_shapes
   return tuples.init_chains((count, *x_shape), (count, *y_shape), spec)
+
+
+def init_replay(task: base.Task, config: ml_collections.ConfigDict
+                ) -> tuples.ReplayBuffer | None:
+  """An empty replay buffer of training tuples when the config asks for
+  one, shaped like the task's training examples."""
+  size = config.tuples.replay_size
+  if size == 0:
+    return None
+  x_shape, y_shape = task.example_shapes
+  return tuples.init_replay((size, *x_shape), (size, *y_shape))
 
 
 def make_train_step(task: base.Task, model: nn.Module,
@@ -115,6 +132,10 @@ def make_train_step(task: base.Task, model: nn.Module,
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind(model, state.params), x, y_star, spec,
         state.chains)
+    replay, replayed = state.replay, None
+    if replay is not None:   # a key of its own: runs without stay the same
+      x, y, v_star, replayed, replay = tuples.replay_batch(
+          jax.random.fold_in(rng, 1), replay, x, y, v_star, spec.replay_share)
 
     def loss(params):
       logits = model.apply({'params': params}, x, y, train=True,
@@ -130,13 +151,20 @@ def make_train_step(task: base.Task, model: nn.Module,
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
-    start = 0
-    for name, size in sizes:
-      metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
-      metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
-      start += size
+    if replayed is None:
+      start = 0
+      for name, size in sizes:
+        metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
+        metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
+        start += size
+    else:   # the generators' tuples are shuffled into fresh and replayed
+      for name, part in (('fresh', ~replayed), ('replayed', replayed)):
+        count = jnp.maximum(part.sum(), 1)
+        metrics[f'v_star/{name}'] = jnp.where(part, v_star, 0).sum() / count
+        metrics[f'abs_error/{name}'] = (jnp.where(part, abs_error, 0).sum()
+                                        / count)
     return train_state.TrainState(state.step + 1, params, opt_state, chains,
-                                  ema), metrics
+                                  ema, replay), metrics
 
   return train_step
 

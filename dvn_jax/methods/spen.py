@@ -93,6 +93,10 @@ def init_chains(task: base.Task, config: ml_collections.ConfigDict) -> None:
   del task, config
 
 
+def init_replay(task: base.Task, config: ml_collections.ConfigDict) -> None:
+  del task, config
+
+
 def task_loss(oracle: Callable[[Array, Array], Array], y: Array,
               y_star: Array) -> Array:
   """Delta(y, y*) = 1 - v*(y, y*), (B,): the margin SPEN asks for."""
