@@ -83,6 +83,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       inference=common.ascent(20, 0.5, unroll=1), threshold=0.5,
       batch_size=2560,
       score_live_params=True,   # with ema_decay > 0: also score the live ones
+      # Log the value's error on its own test-time outputs at each evaluation
+      # (dvn_jax/calibration.py: <split>/calibration/value_mae, ...).
+      calibration=False,
       fcn=common.hybrid_off(ml_collections.ConfigDict(dict(
           name='mlc_classifier', num_labels=c.model.num_labels,
           feature_sizes=(150,))))))

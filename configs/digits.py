@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(
       inference=common.ascent(20, 5.0), threshold=0.5, batch_size=512,
       score_live_params=True,
+      calibration=False,
       fcn=common.hybrid_off(ml_collections.ConfigDict(dict(
           name='mlc_classifier', feature_sizes=(64,))))))
   c.log_every_steps = 500

@@ -128,6 +128,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       num_crops=36, combine='average', inference=common.ascent(30, 50.0),
       threshold=0.5, batch_size=1,   # images a batch: 36 crops suit a CPU
       score_live_params=True,   # with ema_decay > 0: also score the live ones
+      # Log the value's error on its own test-time outputs at each evaluation
+      # (dvn_jax/calibration.py: <split>/calibration/value_mae, ...).
+      calibration=False,
       fcn=common.hybrid_off(ml_collections.ConfigDict(dict(
           name='fcn', skips=True)))))
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,7 +59,6 @@ from dvn_jax import oracles
 from dvn_jax import plots
 from dvn_jax import sweeps
 from dvn_jax import tasks
-from dvn_jax import train
 from dvn_jax.errors import ConfigError
 from dvn_jax.tasks import base
 
@@ -105,20 +105,64 @@ def calibration_points(task: base.Task, value_fn: inference.ValueFn,
   and by the network (module docstring); `batch_size` examples per
   compiled call (one program: the last batch padded)."""
 
-  @jax.jit
-  def run(xb, yb):
-    y_soft, _ = task.ascend_from_start(value_fn, xb, yb.shape, spec, rng)
-    y_hat = round_outputs(y_soft, spec.projection, threshold)
-    features = value_fn.encode(xb)
-    return jnp.stack([oracles.get_oracle(task.oracle)(y_hat, yb),
-                      value_fn.logits(features, y_hat),
-                      value_fn.logits(features, yb)], axis=1)
+  run = jax.jit(lambda xb, yb: point_columns(task, value_fn, xb, yb, spec,
+                                              threshold, rng))
+  return points_in_batches(run, x, y_star, batch_size, value_fn.squash)
 
+
+def point_columns(task: base.Task, value_fn: inference.ValueFn, x: Array,
+                  y_star: Array, spec: inference.AscentSpec, threshold: float,
+                  rng: Array) -> Array:
+  """(N, 3): v*(y_hat, y*), s(x, y_hat), s(x, y*) of the rounded ascent."""
+  y_soft, _ = task.ascend_from_start(value_fn, x, y_star.shape, spec, rng)
+  y_hat = round_outputs(y_soft, spec.projection, threshold)
+  features = value_fn.encode(x)
+  return jnp.stack([oracles.get_oracle(task.oracle)(y_hat, y_star),
+                    value_fn.logits(features, y_hat),
+                    value_fn.logits(features, y_star)], axis=1)
+
+
+def points_in_batches(run: Callable[[Array, Array], Array], x: Array,
+                      y_star: Array, batch_size: int, squash: bool) -> Points:
+  """Points of `run` (a compiled `point_columns`) over batches of the
+  examples (one program: the last batch padded)."""
   columns = evaluate.predict_in_batches(
       lambda indices: run(x[indices], y_star[indices]), np.arange(len(x)),
       batch_size)
   oracle, score, truth_score = np.asarray(columns, np.float64).T
-  return Points(oracle, score, truth_score, value_fn.squash)
+  return Points(oracle, score, truth_score, squash)
+
+
+def make_monitor(task: base.Task, model: Any, config: ml_collections.ConfigDict,
+                 split: Any) -> Callable[[Any], dict[str, float]]:
+  """monitor(params) -> the calibration numbers of `split` (module
+  docstring) under the names `calibration/<number>`, for the train loop to
+  log at each evaluation (`config.eval.calibration`): the held-out crops
+  are drawn once, the program compiled once (the parameters are its
+  argument)."""
+  method = methods.get(config)
+  if not hasattr(method, 'bind'):
+    raise ConfigError(f"eval.calibration: method {config.method!r} predicts "
+                      'without a value or score')
+  x, y_star = held_out_examples(task, split, config.seed)
+  spec = builders.ascent_spec(config.eval.inference, task)
+  wrap = hybrid.from_config(task, config) or (lambda value_fn: value_fn)
+  rng = jax.random.key(config.seed)
+
+  @jax.jit
+  def run(params, xb, yb):
+    return point_columns(task, wrap(method.bind(model, params)), xb, yb, spec,
+                         config.eval.threshold, rng)
+
+  def monitor(params: Any) -> dict[str, float]:
+    points = points_in_batches(lambda xb, yb: run(params, xb, yb), x, y_star,
+                               config.eval.batch_size,
+                               method.bind(model, params).squash)
+    return {f'calibration/{name}': value
+            for name, value in calibration_metrics(points).items()
+            if value is not None and name != 'examples'}
+
+  return monitor
 
 
 def calibration_metrics(points: Points) -> dict[str, float | None]:
@@ -152,6 +196,8 @@ def bound_network(config: ml_collections.ConfigDict, params_path: str
     raise ConfigError(f"method {config.method!r} predicts without a value "
                       'or score; calibration needs a value network (dvn, '
                       'spen)')
+  from dvn_jax import train   # pylint: disable=import-outside-toplevel
+  # (train imports this module: the loop logs calibration)
   model = builders.create_model(config)
   workdir = params_path if os.path.isdir(params_path) else None
   params = train.load_trained_params(model, config, workdir,
@@ -165,6 +211,7 @@ def bound_network(config: ml_collections.ConfigDict, params_path: str
 def measure(config: ml_collections.ConfigDict, params_path: str, split: str,
             seed: int) -> Points:
   """Points of one trained network on a split (module docstring)."""
+  from dvn_jax import train   # pylint: disable=import-outside-toplevel
   task, value_fn = bound_network(config, params_path)
   data = train.get_split(train.load_data(config), split, '--split')
   x, y_star = held_out_examples(task, data, seed)

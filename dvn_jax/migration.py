@@ -39,6 +39,7 @@ ADDED: dict[str, Any] = {
     'optimizer.grad_clip_norm': 0.0,
     'optimizer.weight_decay': 0.0,
     'eval.score_live_params': True,
+    'eval.calibration': False,
     'eval.threshold': 0.5,
     '*.noise_std': 0.0,
     '*.unroll': 0,

@@ -29,6 +29,7 @@ from absl import logging
 from clu import parameter_overview
 
 from dvn_jax import builders
+from dvn_jax import calibration
 from dvn_jax import checkpoints
 from dvn_jax import files
 from dvn_jax import input_pipeline
@@ -341,6 +342,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
   writer = writers.MetricWriter(workdir, enabled=is_main)
   train_step = make_train_step(model, tx, config, mesh)
   predict_fn = predictors.make_predict_fn(model, config, mesh=mesh)
+  monitor = (calibration.make_monitor(task, model, config, eval_split)
+             if config.eval.calibration else None)
   first_step = int(state.step)
   scored = eval_steps(first_step, config.num_train_steps,
                       config.eval_every_steps, evaluate_last)
@@ -392,6 +395,8 @@ def _train_in_workdir(config: ml_collections.ConfigDict, workdir: str,
           start = time.perf_counter()
           eval_metrics = evaluate_split(predict_fn, eval_params(state),
                                         eval_split, config)
+          if monitor is not None:   # the value's error on its own outputs
+            eval_metrics.update(monitor(eval_params(state)))
           # With a moving average, the live parameters are scored too, so
           # the average's gain is visible (eval_seconds covers both).
           live = (None if state.ema_params is None or

@@ -1,6 +1,8 @@
 """The calibration measure (dvn_jax/calibration.py): rounding, the numbers
 on known points, the points of a known network, and the command."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -130,3 +132,27 @@ def test_held_out_examples_are_network_sized_and_repeatable():
   assert y_star.shape == (len(split.images), *y_shape)
   again, _ = calibration.held_out_examples(task, split, seed=0)
   np.testing.assert_array_equal(x, again)
+
+
+def test_the_loop_logs_the_monitor_which_measures_as_the_command(tmp_path):
+  """eval.calibration=True: each evaluation logs <split>/calibration/...,
+  the numbers `measure` gives for the same parameters and split."""
+  config = bibtex_config.get_config('smoke')
+  config.eval.calibration = True
+  train.train_and_evaluate(config, str(tmp_path))
+  last = [json.loads(line) for line in
+          (tmp_path / 'metrics.jsonl').read_text().splitlines()
+          if 'val/f1' in line][-1]
+  measured = calibration.calibration_metrics(calibration.measure(
+      config, str(tmp_path), 'val', config.seed))
+  for name in ('value_mae', 'overvalued', 'truth_above', 'spearman'):
+    assert last[f'val/calibration/{name}'] == pytest.approx(measured[name],
+                                                             rel=1e-4)
+
+
+def test_the_monitor_refuses_a_baseline_network():
+  config = bibtex_config.get_config('smoke')
+  config.method, config.model.name = 'baseline', 'mlc_classifier'
+  config.eval.calibration = True
+  with pytest.raises(ConfigError, match='eval.calibration: method'):
+    calibration.make_monitor(tasks.get(config), None, config, None)
