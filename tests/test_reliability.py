@@ -99,6 +99,24 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path):
   assert metric_lines(tmp_path / 'a') == metric_lines(tmp_path / 'b')
 
 
+def whole_and_cut(tmp_path, config, cut_at: int):
+  """The final states of a run trained in one go and of the same run
+  stopped at step `cut_at` and resumed; they must be equal."""
+  train.train_and_evaluate(config, str(tmp_path / 'whole'))
+  half = config.copy_and_resolve_references()
+  half.num_train_steps = cut_at
+  train.train_and_evaluate(half, str(tmp_path / 'cut'))
+  train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes
+  whole, cut = (train.restore_state(builders.create_model(config), config,
+                                    str(tmp_path / run))
+                for run in ('whole', 'cut'))
+  assert int(whole.step) == int(cut.step) == config.num_train_steps
+  for a, b in zip(jax.tree.leaves(jax.device_get(whole)),
+                  jax.tree.leaves(jax.device_get(cut))):
+    np.testing.assert_array_equal(a, b)
+  return whole
+
+
 def test_inference_chains_resume_exactly(tmp_path):
   """The persistent chains are part of the checkpoint: a run stopped and
   resumed mid-way equals an uninterrupted one (new chains would not)."""
@@ -107,18 +125,7 @@ def test_inference_chains_resume_exactly(tmp_path):
   config.tuples.inference.num_steps = 4    # chains outlive the cut
   config.num_train_steps = 8
   config.checkpoint_every_steps = config.eval_every_steps = 4
-  train.train_and_evaluate(config, str(tmp_path / 'whole'))
-  half = config.copy_and_resolve_references()
-  half.num_train_steps = 5
-  train.train_and_evaluate(half, str(tmp_path / 'cut'))
-  train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes at 5
-  whole, cut = (train.restore_state(builders.create_model(config), config,
-                                    str(tmp_path / run))
-                for run in ('whole', 'cut'))
-  assert int(whole.step) == int(cut.step) == 8
-  for a, b in zip(jax.tree.leaves(jax.device_get(whole)),
-                  jax.tree.leaves(jax.device_get(cut))):
-    np.testing.assert_array_equal(a, b)
+  whole = whole_and_cut(tmp_path, config, cut_at=5)
   assert np.asarray(whole.chains.age).max() <= 4
 
 
@@ -129,18 +136,8 @@ def test_a_replay_buffer_resumes_exactly(tmp_path):
   config.tuples.replay_size, config.tuples.replay_share = 12, 0.5
   config.num_train_steps = 6
   config.checkpoint_every_steps = config.eval_every_steps = 3
-  train.train_and_evaluate(config, str(tmp_path / 'whole'))
-  half = config.copy_and_resolve_references()
-  half.num_train_steps = 4
-  train.train_and_evaluate(half, str(tmp_path / 'cut'))
-  train.train_and_evaluate(config, str(tmp_path / 'cut'))   # resumes at 4
-  whole, cut = (train.restore_state(builders.create_model(config), config,
-                                    str(tmp_path / run))
-                for run in ('whole', 'cut'))
+  whole = whole_and_cut(tmp_path, config, cut_at=4)
   assert int(whole.replay.count) == 6 * config.batch_size
-  for a, b in zip(jax.tree.leaves(jax.device_get(whole)),
-                  jax.tree.leaves(jax.device_get(cut))):
-    np.testing.assert_array_equal(a, b)
   assert metric_lines(tmp_path / 'whole')[-1] == metric_lines(
       tmp_path / 'cut')[-1]
 
