@@ -21,7 +21,7 @@ def mix(**weights: float) -> ml_collections.ConfigDict:
   """The batch fractions of each tuple generator (dvn_jax/tuples.py), 0 for
   those not named."""
   names = ('ground_truth', 'inference', 'stratified', 'adversarial',
-           'interpolated')
+           'interpolated', 'mixup')
   unknown = sorted(set(weights) - set(names))
   if unknown:
     raise ValueError(f'unknown tuple generator(s) {unknown}')

@@ -96,8 +96,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.ema_decay = 0.0
 
   # Training tuples (paper Sec. 3.3): batch fractions of each generator
-  # (interpolated: ours, points between inference outputs and y*;
-  # dvn_jax/tuples.py).
+  # (interpolated: ours, points between inference outputs and y*; mixup:
+  # ours, points between another crop's truth and y*; dvn_jax/tuples.py).
   c.tuples = ml_collections.ConfigDict(dict(
       mix=common.mix(inference=0.5, adversarial=0.5),
       inference=common.ascent(num_steps=20, step_size=50.0),

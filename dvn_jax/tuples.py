@@ -1,6 +1,6 @@
 """Training tuples (x, y, v*) for the value network (paper Sec. 3.3).
 
-Four generators, each mapping a batch of inputs x and ground truths y* to
+The generators, each mapping a batch of inputs x and ground truths y* to
 outputs y and their oracle values v* = oracle(y, y*):
 - ground truth: y = y*, v* = 1;
 - inference: points on the gradient-ascent trajectory of the current network
@@ -12,7 +12,11 @@ outputs y and their oracle values v* = oracle(y, y*):
 - interpolated (ours, not the paper's): a random point of the segment from
   an inference output y-hat to y*, y = y-hat + a (y* - y-hat), a ~ U(0, 1):
   the outputs between where inference ends and the truth, whose values
-  decide whether the ascent moves on towards y*.
+  decide whether the ascent moves on towards y*;
+- mixup (ours): a random point of the segment from another example's
+  ground truth to y*, y = y*_j + a (y* - y*_j), a ~ U(0, 1): outputs
+  shaped like true ones but (partly) of another input, which a value net
+  must not rate as highly as they look.
 
 `generate_tuples` splits a batch between the generators in fixed, static
 proportions (the "mix"), so a train step compiles once.
@@ -50,7 +54,7 @@ from dvn_jax.errors import ConfigError
 
 Array = jax.Array
 GENERATORS = ('ground_truth', 'inference', 'stratified', 'adversarial',
-              'interpolated')
+              'interpolated', 'mixup')
 # 'ground_truth' (the paper's) or 'ground_truth_or_zeros' (a fair coin per
 # example; the authors' multi-label code).
 ADVERSARIAL_STARTS = ('ground_truth', 'ground_truth_or_zeros')
@@ -464,6 +468,12 @@ def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   return interpolate_to_truth(rng, y_hat, y_star)
 
 
+def mixup_outputs(rng: Array, y_star: Array) -> Array:
+  """Points between each example's ground truth and the next example's
+  (cyclically in the batch): y*_j + a (y* - y*_j), a ~ U(0, 1)."""
+  return interpolate_to_truth(rng, jnp.roll(y_star, 1, axis=0), y_star)
+
+
 def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
                      x: Array, y_star: Array, spec: TupleSpec) -> Array:
   """Outputs y of generator `name` for inputs x and ground truths y*."""
@@ -477,6 +487,8 @@ def generate_outputs(name: str, rng: Array, logit_fn: inference.LogitFn,
     return adversarial_outputs(rng, logit_fn, x, y_star, spec)
   if name == 'interpolated':
     return interpolated_outputs(rng, logit_fn, x, y_star, spec)
+  if name == 'mixup':
+    return mixup_outputs(rng, y_star)
   raise ConfigError(f'unknown tuple generator {name!r}')
 
 

@@ -291,6 +291,23 @@ def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
   assert not np.allclose(y[2], y[4])
 
 
+def test_mixup_outputs_lie_between_another_examples_truth_and_the_own():
+  """y = y*_j + a (y* - y*_j), j the previous example (cyclically): each
+  pixel where the two truths agree keeps their value; elsewhere one a per
+  example sets it (a toward own pixels that are on)."""
+  y_star = jnp.asarray([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0],
+                        [0.0, 0.0, 0.0, 1.0]])
+  y = np.asarray(tuples.mixup_outputs(jax.random.key(0), y_star))
+  other = np.roll(np.asarray(y_star), 1, axis=0)
+  agree = other == np.asarray(y_star)
+  np.testing.assert_array_equal(y[agree], np.asarray(y_star)[agree])
+  a = (y - other)[~agree] / (np.asarray(y_star) - other)[~agree]
+  rows = np.nonzero(~agree)[0]
+  for row in set(rows):
+    assert np.allclose(a[rows == row], a[rows == row][0]) and 0 <= a[
+        rows == row][0] <= 1
+
+
 def test_adversarial_starts_are_the_truth_or_by_a_coin_zeros(setup):
   _, _, y_star = setup
   y_star = jnp.concatenate([y_star] * 4)   # 24 examples
