@@ -4,7 +4,7 @@ predicting by projected gradient ascent on y (Eq. 8).
 
 Each train step takes a batch (`task.batch`), generates its tuples with the
 current network (`tuples.generate_tuples_with_chains`: inference,
-adversarial, stratified, ground-truth and interpolated outputs, in the
+adversarial, stratified, ground-truth, interpolated and mixup outputs, in the
 config's mix), mixes in tuples of earlier steps if the config keeps a
 replay buffer (`tuples.replay_batch`), and makes one update on the
 regression loss. Prediction is
