@@ -40,6 +40,7 @@ import numpy as np
 import scipy.stats
 from absl import app
 from absl import flags
+from absl import logging
 
 from dvn_jax import cli
 from dvn_jax import errors
@@ -76,6 +77,11 @@ def run_overrides(fold: int | None, folds: int, seed: int
   return overrides
 
 
+def run_name(fold: int | None, seed: int) -> str:
+  """The run's folder name under --root (and its key in the report)."""
+  return f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
+
+
 def val_scores(workdir: str, metric: str) -> dict[int, float]:
   """{step: score} of the run's eval split (its config.json) in its
   metrics.jsonl (empty if none)."""
@@ -110,16 +116,26 @@ def summarise(runs: dict[str, dict[int, float]]) -> dict[int, dict]:
           for step in sorted(common)}
 
 
-def read_report(path: str) -> dict[str, dict[int, float]]:
-  """The {run: {step: score}} of an earlier --output report."""
+def read_report(path: str, folds: int, metric: str
+                ) -> dict[str, dict[int, float]]:
+  """The {run: {step: score}} of an earlier --output report, refused if it
+  scored another metric or split train+val into other folds (fold f of K
+  is not fold f of another K)."""
   try:
     with open(path) as f:
-      runs = json.load(f)['runs']
-    return {name: {int(step): float(score) for step, score in scores.items()}
-            for name, scores in runs.items()}
+      report = json.load(f)
+    runs = {name: {int(step): float(score) for step, score in scores.items()}
+            for name, scores in report['runs'].items()}
+    theirs = (int(report['folds']), report['metric'])
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     raise errors.DvnError(f'--against {path} is not a cross_validate '
-                         f'report ({type(e).__name__}: {e})') from None
+                          f'report ({type(e).__name__}: {e})') from None
+  if theirs != (folds, metric):
+    raise errors.DvnError(
+        f'--against {path} has --folds={theirs[0]} --metric={theirs[1]}; '
+        f'these runs have --folds={folds} --metric={metric}: pair runs of the '
+        'same folds and metric')
+  return runs
 
 
 def paired(runs: dict[str, dict[int, float]],
@@ -158,13 +174,20 @@ def main(argv):
     sets = sweeps.parse_sets(args.set)
     if args.output:
       files.check_output_file(args.output, '--output')
-    baseline = read_report(args.against) if args.against else None
-  os.makedirs(root, exist_ok=True)
+    baseline = (read_report(args.against, folds, args.metric)
+                if args.against else None)
   plan = [(fold, seed) for fold in (range(folds) if folds else [None])
           for seed in seeds]
+  if baseline is not None:   # refused now, not after hours of runs
+    shared = {run_name(fold, seed) for fold, seed in plan} & set(baseline)
+    if len(shared) < 2:
+      cli.fail(f'--against {args.against} holds {len(shared)} of these runs '
+               '(same --folds and --seeds?); a paired interval needs 2 or '
+               'more')
+  os.makedirs(root, exist_ok=True)
   runs, seconds, start = {}, 0.0, time.time()
   for i, (fold, seed) in enumerate(plan):
-    name = f'fold{fold}_seed{seed}' if fold is not None else f'seed{seed}'
+    name = run_name(fold, seed)
     workdir = os.path.join(root, name)
     timing = os.path.join(workdir, 'cross_validate_seconds.txt')
     begun = time.time()
@@ -202,8 +225,8 @@ def main(argv):
           f'{s["std"]:.2f}, n {s["n"]})')
   deltas = paired(runs, baseline) if baseline is not None else None
   if baseline is not None and not deltas:
-    cli.fail(f'--against {args.against} shares no run and scored step with '
-             'these runs (same --folds, --seeds and step counts?)', status=1)
+    logging.warning('--against %s shares no scored step with these runs '
+                    '(trained to other steps?): no paired delta', args.against)
   if args.output:
     with files.atomic_write(args.output, 'w') as f:
       json.dump({'config': args.config, 'folds': folds, 'seeds': seeds,

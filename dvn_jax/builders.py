@@ -134,4 +134,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   make_optimizer(config.optimizer)
   task = tasks.get(config)
   task.check()
-  methods.get(config).check(task, create_model(config), config)
+  method = methods.get(config)
+  method.check(task, create_model(config), config)
+  if 'eval' in config and config.eval.get('calibration') and not hasattr(
+      method, 'bind'):
+    raise ConfigError(f"bad config: eval.calibration needs a value network; "
+                      f"method {config.method!r} predicts without one")

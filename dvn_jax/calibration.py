@@ -139,11 +139,9 @@ def make_monitor(task: base.Task, model: Any, config: ml_collections.ConfigDict,
   docstring) under the names `calibration/<number>`, for the train loop to
   log at each evaluation (`config.eval.calibration`): the held-out crops
   are drawn once, the program compiled once (the parameters are its
-  argument)."""
-  method = methods.get(config)
-  if not hasattr(method, 'bind'):
-    raise ConfigError(f"eval.calibration: method {config.method!r} predicts "
-                      'without a value or score')
+  argument). Crops and ascent are keyed by `config.seed`: the command
+  (`--seed`) gives the same numbers with the same seed."""
+  method = methods.get(config)   # one with `bind` (builders.check_config)
   x, y_star = held_out_examples(task, split, config.seed)
   spec = builders.ascent_spec(config.eval.inference, task)
   wrap = hybrid.from_config(task, config) or (lambda value_fn: value_fn)

@@ -423,6 +423,11 @@ def push(buffer: ReplayBuffer, x: Array, y: Array, v_star: Array
                       count=buffer.count + x.shape[0])
 
 
+def replayed_count(batch_size: int, share: float) -> int:
+  """Tuples of a batch drawn from the buffer: round(share B)."""
+  return int(round(share * batch_size))
+
+
 def replay_batch(rng: Array, buffer: ReplayBuffer, x: Array, y: Array,
                  v_star: Array, share: float
                  ) -> tuple[Array, Array, Array, Array, ReplayBuffer]:
@@ -436,7 +441,7 @@ def replay_batch(rng: Array, buffer: ReplayBuffer, x: Array, y: Array,
   replayed (B,) True where the tuple came from the buffer.
   """
   batch = x.shape[0]
-  old = int(round(share * batch))
+  old = replayed_count(batch, share)
   buffer = push(buffer, x, y, v_star)
   rng_fresh, rng_old = jax.random.split(rng)
   fresh = jax.random.permutation(rng_fresh, batch)[:batch - old]
@@ -469,8 +474,8 @@ def interpolated_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
 
 def mixup_outputs(rng: Array, y_star: Array) -> Array:
-  """Points between each example's ground truth and the next example's
-  (cyclically in the batch): y*_j + a (y* - y*_j), a ~ U(0, 1)."""
+  """Points between each example's ground truth and the previous example's
+  (cyclically in the slice): y*_j + a (y* - y*_j), a ~ U(0, 1)."""
   return interpolate_to_truth(rng, jnp.roll(y_star, 1, axis=0), y_star)
 
 

@@ -36,6 +36,8 @@ from dvn_jax.errors import ConfigError
     ('optimizer.schedule', 'linear', "optimizer.schedule must be 'constant'"),
     ('tuples.replay_share', 0.5, 'replay_size .* must both be 0'),
     ('tuples.replay_size', 2, 'must hold at least a batch'),
+    ('tuples.replay_size', 8, 'replays 0 tuples'),
+    ('tuples.mix.mixup', 0.1, 'mixup tuples of a batch mix truths'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
@@ -46,8 +48,8 @@ def test_invalid_config_values_are_config_errors(field, value, match):
   node[leaf] = value
   if field == 'eval.fcn.params':
     config.eval.fcn.start_scale = 0.1   # the file is needed only when used
-  if field == 'tuples.replay_size':
-    config.tuples.replay_share = 0.5
+  if field == 'tuples.replay_size':   # of a batch of 4 (:smoke)
+    config.tuples.replay_share = 0.5 if value == 2 else 0.1
   with pytest.raises(ConfigError, match=match):
     builders.check_config(config)
 

@@ -150,9 +150,12 @@ def test_the_loop_logs_the_monitor_which_measures_as_the_command(tmp_path):
                                                              rel=1e-4)
 
 
-def test_the_monitor_refuses_a_baseline_network():
+def test_calibration_during_training_refuses_a_baseline_network():
   config = bibtex_config.get_config('smoke')
   config.method, config.model.name = 'baseline', 'mlc_classifier'
+  del config.model.global_hidden
+  builders.check_config(config)   # without eval.calibration: fine
   config.eval.calibration = True
-  with pytest.raises(ConfigError, match='eval.calibration: method'):
-    calibration.make_monitor(tasks.get(config), None, config, None)
+  with pytest.raises(ConfigError, match='eval.calibration needs a value '
+                     'network'):
+    builders.check_config(config)

@@ -12,6 +12,7 @@ from subprocess_runs import run_python
 
 sys.path.insert(0, str(REPO / 'benchmarks'))
 import cross_validate  # noqa: E402
+from dvn_jax import errors  # noqa: E402
 
 
 def test_the_interval_is_students():
@@ -64,6 +65,17 @@ def test_paired_differences_match_runs_by_name():
   assert deltas[2]['deltas'] == {'fold0': 1.0, 'fold1': 3.0}
   assert deltas[2]['mean'] == 2.0 and deltas[2]['n'] == 2
   assert cross_validate.paired({'a': {1: 1.0}}, {'b': {1: 1.0}}) == {}
+
+
+def test_a_baseline_of_other_folds_or_metric_is_refused(tmp_path):
+  report = tmp_path / 'base.json'
+  report.write_text(json.dumps({'folds': 10, 'metric': 'mean_iou',
+                                'runs': {'fold0_seed0': {'1000': 60.0}}}))
+  with pytest.raises(errors.DvnError, match='--folds=10 --metric=mean_iou; '
+                     'these runs have --folds=5'):
+    cross_validate.read_report(str(report), 5, 'mean_iou')
+  assert cross_validate.read_report(str(report), 10, 'mean_iou') == {
+      'fold0_seed0': {1000: 60.0}}
 
 
 @pytest.mark.parametrize('flag,message', [('--folds=1', '--folds must be 0'),

@@ -81,9 +81,22 @@ def check(task: base.Task, model: nn.Module,
     raise ConfigError(f"bad config: {config.model.name!r} is a baseline "
                       "network; train it with --config.method=baseline")
   spec = tuple_spec(task, config)
-  if 0 < spec.replay_size < config.batch_size:
+  batch = config.batch_size
+  if 0 < spec.replay_size < batch:
     raise ConfigError(f'bad config: tuples.replay_size ({spec.replay_size}) '
-                      f'must hold at least a batch ({config.batch_size})')
+                      f'must hold at least a batch ({batch})')
+  replayed = tuples.replayed_count(batch, spec.replay_share)
+  if spec.replay_size and not (1 <= replayed < batch or
+                               spec.replay_share == 1.0):
+    raise ConfigError(f'bad config: tuples.replay_share {spec.replay_share} '
+                      f'of batch_size {batch} replays {replayed} tuples; '
+                      'choose a share that replays 1 or more and leaves '
+                      'fresh ones (or 1.0: all drawn from the buffer)')
+  if 'mixup' in dict(spec.mix) and dict(
+      tuples.split_sizes(batch, spec.mix)).get('mixup', 0) < 2:
+    raise ConfigError('bad config: the mixup tuples of a batch mix truths of '
+                      'two examples or more; raise tuples.mix.mixup or '
+                      'batch_size')
   builders.ascent_spec(config.eval.inference, task)
   base.check_fields(hybrid.check(config))
 
