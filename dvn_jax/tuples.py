@@ -423,6 +423,13 @@ def push(buffer: ReplayBuffer, x: Array, y: Array, v_star: Array
                       count=buffer.count + x.shape[0])
 
 
+def replay_key(rng: Array) -> Array:
+  """The replay's key from a train step's tuple key `rng`: the generators
+  take fold_in(rng, i) for i < len(GENERATORS) (`generate_tuples`), so it
+  is the next, len(GENERATORS)."""
+  return jax.random.fold_in(rng, len(GENERATORS))
+
+
 def replayed_count(batch_size: int, share: float) -> int:
   """Tuples of a batch drawn from the buffer: round(share B)."""
   return int(round(share * batch_size))

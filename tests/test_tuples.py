@@ -393,6 +393,15 @@ def test_a_replayed_batch_is_fresh_tuples_then_tuples_of_the_buffer(
                                 np.r_[np.arange(8), np.arange(100, 108)])
 
 
+def test_the_replay_key_is_none_of_the_generators_keys():
+  rng = jax.random.key(0)
+  taken = [jax.random.fold_in(rng, i) for i in range(len(tuples.GENERATORS))]
+  taken += list(jax.random.split(rng, 2)) + [rng]
+  replay = jax.random.key_data(tuples.replay_key(rng))
+  for key in taken:
+    assert not np.array_equal(replay, jax.random.key_data(key))
+
+
 @pytest.mark.parametrize('size,share', [(8, 0.0), (0, 0.5), (8, 1.5),
                                         (-1, 0.5)])
 def test_replay_settings_are_both_off_or_both_on(size, share):

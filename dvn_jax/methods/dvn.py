@@ -148,7 +148,8 @@ def make_train_step(task: base.Task, model: nn.Module,
     replay, replayed = state.replay, None
     if replay is not None:   # a key of its own: runs without stay the same
       x, y, v_star, replayed, replay = tuples.replay_batch(
-          jax.random.fold_in(rng, 1), replay, x, y, v_star, spec.replay_share)
+          tuples.replay_key(rng_tuples), replay, x, y, v_star,
+          spec.replay_share)
 
     def loss(params):
       logits = model.apply({'params': params}, x, y, train=True,
