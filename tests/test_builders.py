@@ -170,7 +170,7 @@ def test_the_hybrid_option_is_the_released_recipe():
   assert config.tuples.inference_chains and config.ema_decay == 0.999
   assert dict(config.tuples.mix) == {
       'ground_truth': 0.0, 'inference': 0.5, 'stratified': 0.0,
-      'adversarial': 0.25, 'interpolated': 0.25}
+      'adversarial': 0.25, 'interpolated': 0.25, 'mixup': 0.0}
   assert config.eval.fcn.params.endswith('released/horses_hybrid.npz:fcn')
   assert (config.eval.fcn.start_scale, config.eval.fcn.prior_weight) == (
       0.1, 2.35e-4)
