@@ -120,10 +120,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # An experience replay buffer (paper Sec. 3.2; tuples.replay_batch):
       # replay_size tuples of earlier steps kept, replay_share of each
       # update's batch drawn from them (0, 0: off).
-      replay_size=0, replay_share=0.0,
-      # s > 0 starts training's inference trajectories at P(y(0) + s u),
-      # u ~ U(0, 1) (tuples.training_start); 0: the paper's y(0).
-      start_noise=0.0))
+      replay_size=0, replay_share=0.0))
 
   # Mask averaging scored above joint inference on val (74.4 vs 73.9).
   # fcn: the hybrid (ours), off here (configs/common.py, hybrid_off).

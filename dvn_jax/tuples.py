@@ -86,9 +86,6 @@ class TupleSpec:
     chain_steps: ascent steps each chain takes per train step (divides T).
     replay_size: tuples the replay buffer holds (0: no buffer).
     replay_share: share of each update's batch drawn from the buffer.
-    start_noise: s > 0 starts the inference trajectories of training (fresh
-      or chains) away from y(0), at P(y(0) + s u), u ~ U(0, 1) per output;
-      0 is the paper's start (`training_start`).
   """
   mix: tuple[tuple[str, float], ...] = (('inference', 0.5),
                                         ('adversarial', 0.5))
@@ -105,7 +102,6 @@ class TupleSpec:
   chain_steps: int = 1
   replay_size: int = 0
   replay_share: float = 0.0
-  start_noise: float = 0.0
 
   def __post_init__(self):
     names = [name for name, _ in self.mix]
@@ -153,9 +149,6 @@ class TupleSpec:
       raise ConfigError('replay_size (tuples held, >= 0) and replay_share '
                         '(in [0, 1]) must both be 0 (no buffer) or both > 0, '
                         f'got {self.replay_size} and {self.replay_share}')
-    if self.start_noise < 0:
-      raise ConfigError(f'start_noise must be >= 0 (0: the paper\'s start), '
-                        f'got {self.start_noise}')
     oracles.get_oracle(self.oracle)
     losses.get_loss(self.loss)
 
@@ -179,19 +172,6 @@ def ground_truth_outputs(y_star: Array) -> Array:
   return y_star
 
 
-def training_start(rng: Array, logit_fn: inference.LogitFn, x: Array,
-                   shape: tuple[int, ...], spec: TupleSpec) -> Array:
-  """Where an inference trajectory of training starts: y(0) (P(0), the
-  paper's, or the start network's output), or with start_noise s > 0
-  P(y(0) + s u), u ~ U(0, 1) per output: trajectories from elsewhere, whose
-  points the test-time ascent from y(0) may still meet."""
-  y0 = inference.initial_point(logit_fn, x, shape, spec.inference_ascent)
-  if spec.start_noise == 0:
-    return y0
-  noise = spec.start_noise * jax.random.uniform(rng, shape)
-  return inference.get_projection(spec.inference_ascent.projection)(y0 + noise)
-
-
 def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
                       y_star: Array, spec: TupleSpec) -> Array:
   """Points on the inference trajectory from y(0) = P(0) (Sec. 3.3, Inference).
@@ -201,8 +181,8 @@ def inference_outputs(rng: Array, logit_fn: inference.LogitFn, x: Array,
   drawn uniformly from 1..T; with 'final', y(T). `y_star` gives the shape
   of the outputs (its values are not used).
   """
-  y0 = training_start(jax.random.fold_in(rng, 2), logit_fn, x,
-                      y_star.shape, spec)
+  y0 = inference.initial_point(logit_fn, x, y_star.shape,
+                               spec.inference_ascent)
   y_final, trajectory = inference.infer(
       logit_fn, x, y0, spec.inference_ascent,
       return_trajectory=spec.inference_pick == 'random',
@@ -398,8 +378,8 @@ def advance_chains(rng: Array, logit_fn: inference.LogitFn,
   restart = chains.age >= num_steps
   x = jnp.where(_per_example(restart, x), x, chains.x)
   y_star = jnp.where(_per_example(restart, y_star), y_star, chains.y_star)
-  y0 = training_start(jax.random.fold_in(rng, 1), logit_fn, x, chains.y.shape,
-                      spec)
+  y0 = inference.initial_point(logit_fn, x, chains.y.shape,
+                               spec.inference_ascent)
   y = jnp.where(_per_example(restart, y0), y0, chains.y)
   age = jnp.where(restart, chains.age - num_steps, chains.age)
   step_spec = dataclasses.replace(spec.inference_ascent,

@@ -291,32 +291,6 @@ def test_interpolated_tuples_lie_between_the_chains_points_and_the_truth(
   assert not np.allclose(y[2], y[4])
 
 
-@pytest.mark.parametrize('noise', [0.0, 0.5])
-def test_training_trajectories_start_at_zero_or_away_from_it(setup, noise):
-  """start_noise s: the paper's y(0) = 0 at s = 0; at s = 0.5 a start in
-  [0, 0.5]^M, different per example, and the chains restart there too."""
-  logit_fn, x, y_star = setup
-  ascent = inference.AscentSpec(num_steps=2, step_size=100.0)
-  spec = tuples.TupleSpec(mix=(('inference', 1.0),), inference_ascent=ascent,
-                          start_noise=noise)
-  y0 = np.asarray(tuples.training_start(jax.random.key(1), logit_fn, x,
-                                        y_star.shape, spec))
-  if noise == 0:
-    np.testing.assert_array_equal(y0, 0.0)
-  else:
-    assert y0.min() >= 0 and y0.max() <= noise and y0.std() > 0.1
-    assert not np.allclose(y0[0], y0[1])
-  chained = dataclasses.replace(spec, inference_chains=True, chain_steps=1)
-  chains = tuples.init_chains(x.shape, y_star.shape, chained)
-  rng = jax.random.key(2)
-  moved = tuples.advance_chains(rng, logit_fn, chains, x, y_star, chained)
-  start = tuples.training_start(jax.random.fold_in(rng, 1), logit_fn, x,
-                                y_star.shape, chained)
-  one_step, _ = inference.infer(logit_fn, x, start,
-                                dataclasses.replace(ascent, num_steps=1))
-  np.testing.assert_allclose(moved.y, one_step, atol=1e-6)
-
-
 def test_mixup_outputs_lie_between_another_examples_truth_and_the_own():
   """y = y*_j + a (y* - y*_j), j the previous example (cyclically): each
   pixel where the two truths agree keeps their value; elsewhere one a per
@@ -426,11 +400,6 @@ def test_the_replay_key_is_none_of_the_generators_keys():
   replay = jax.random.key_data(tuples.replay_key(rng))
   for key in taken:
     assert not np.array_equal(replay, jax.random.key_data(key))
-
-
-def test_a_negative_start_noise_is_refused():
-  with pytest.raises(ConfigError, match='start_noise must be >= 0'):
-    tuples.TupleSpec(start_noise=-0.1)
 
 
 @pytest.mark.parametrize('size,share', [(8, 0.0), (0, 0.5), (8, 1.5),

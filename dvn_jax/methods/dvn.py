@@ -72,8 +72,7 @@ def tuple_spec(task: base.Task, config: ml_collections.ConfigDict
       adversarial_start=t.adversarial_start,
       adversarial_objective=t.adversarial_objective,
       inference_chains=t.inference_chains, chain_steps=t.chain_steps,
-      replay_size=t.replay_size, replay_share=t.replay_share,
-      start_noise=t.start_noise)
+      replay_size=t.replay_size, replay_share=t.replay_share)
 
 
 def check(task: base.Task, model: nn.Module,
