@@ -46,6 +46,7 @@ ADDED: dict[str, Any] = {
 }
 # Removed fields and the value that meant "off": dropped when they hold it.
 REMOVED_OFF: dict[str, Any] = {
+    'tuples.start_noise': 0.0,
     'tuples.echo': 1,
     'tuples.mix.extrapolated': 0.0,
     'eval.ensemble': 'outputs',
