@@ -437,15 +437,15 @@ def replayed_count(batch_size: int, share: float) -> int:
 
 def replay_batch(rng: Array, buffer: ReplayBuffer, x: Array, y: Array,
                  v_star: Array, share: float
-                 ) -> tuple[Array, Array, Array, Array, ReplayBuffer]:
+                 ) -> tuple[Array, Array, Array, ReplayBuffer]:
   """An update's batch: a random (1 - share) of the step's fresh tuples,
   then round(share B) tuples drawn uniformly (with replacement) from the
   buffer after the fresh ones are pushed (so they may be drawn too).
 
   Every fresh tuple enters the buffer, so on average each tuple is trained
   on once, as without a buffer: (1 - share) now, share later, made by the
-  weights of up to C / B steps before. Returns (x, y, v*, replayed, buffer),
-  replayed (B,) True where the tuple came from the buffer.
+  weights of up to C / B steps before. Returns (x, y, v*, buffer): the
+  last `replayed_count(B, share)` tuples of the batch are the replayed ones.
   """
   batch = x.shape[0]
   old = replayed_count(batch, share)
@@ -454,11 +454,9 @@ def replay_batch(rng: Array, buffer: ReplayBuffer, x: Array, y: Array,
   fresh = jax.random.permutation(rng_fresh, batch)[:batch - old]
   held = jnp.minimum(buffer.count, buffer.x.shape[0])
   drawn = jax.random.randint(rng_old, (old,), 0, held)
-  replayed = jnp.arange(batch) >= batch - old
   return (jnp.concatenate([x[fresh], buffer.x[drawn].astype(x.dtype)]),
           jnp.concatenate([y[fresh], buffer.y[drawn].astype(y.dtype)]),
-          jnp.concatenate([v_star[fresh], buffer.v_star[drawn]]),
-          replayed, buffer)
+          jnp.concatenate([v_star[fresh], buffer.v_star[drawn]]), buffer)
 
 
 def interpolate_to_truth(rng: Array, y_hat: Array, y_star: Array) -> Array:

@@ -134,7 +134,11 @@ def make_train_step(task: base.Task, model: nn.Module,
   """
   spec = tuple_spec(task, config)
   loss_fn = losses.get_loss(config.loss)
-  sizes = tuples.split_sizes(config.batch_size, spec.mix)
+  if spec.replay_size:   # fresh tuples (of every generator), then replayed
+    replayed = tuples.replayed_count(config.batch_size, spec.replay_share)
+    sizes = [('fresh', config.batch_size - replayed), ('replayed', replayed)]
+  else:
+    sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = train_state.make_averager(config)
 
@@ -145,9 +149,9 @@ def make_train_step(task: base.Task, model: nn.Module,
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind(model, state.params), x, y_star, spec,
         state.chains)
-    replay, replayed = state.replay, None
+    replay = state.replay
     if replay is not None:   # a key of its own: runs without stay the same
-      x, y, v_star, replayed, replay = tuples.replay_batch(
+      x, y, v_star, replay = tuples.replay_batch(
           tuples.replay_key(rng_tuples), replay, x, y, v_star,
           spec.replay_share)
 
@@ -165,18 +169,11 @@ def make_train_step(task: base.Task, model: nn.Module,
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
-    if replayed is None:
-      start = 0
-      for name, size in sizes:
-        metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
-        metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
-        start += size
-    else:   # the generators' tuples are shuffled into fresh and replayed
-      for name, part in (('fresh', ~replayed), ('replayed', replayed)):
-        count = jnp.maximum(part.sum(), 1)
-        metrics[f'v_star/{name}'] = jnp.where(part, v_star, 0).sum() / count
-        metrics[f'abs_error/{name}'] = (jnp.where(part, abs_error, 0).sum()
-                                        / count)
+    start = 0
+    for name, size in sizes:
+      metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
+      metrics[f'abs_error/{name}'] = abs_error[start:start + size].mean()
+      start += size
     return train_state.TrainState(state.step + 1, params, opt_state, chains,
                                   ema, replay), metrics
 
