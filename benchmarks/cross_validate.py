@@ -142,15 +142,14 @@ def paired(runs: dict[str, dict[int, float]],
            baseline: dict[str, dict[int, float]]) -> dict[int, dict]:
   """The interval of run-by-run differences (runs - baseline) at each step
   that every shared run scored in both."""
-  names = sorted(set(runs) & set(baseline))
-  if not names:
+  differences = {n: {step: runs[n][step] - baseline[n][step]
+                     for step in set(runs[n]) & set(baseline[n])}
+                 for n in set(runs) & set(baseline)}
+  if not differences:
     return {}
-  steps = set.intersection(*(set(runs[n]) & set(baseline[n]) for n in names))
-  return {step: {**interval([runs[n][step] - baseline[n][step]
-                             for n in names]),
-                 'deltas': {n: runs[n][step] - baseline[n][step]
-                            for n in names}}
-          for step in sorted(steps)}
+  return {step: {**s, 'deltas': {n: differences[n][step]
+                                 for n in sorted(differences)}}
+          for step, s in summarise(differences).items()}
 
 
 def main(argv):
