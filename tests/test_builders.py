@@ -37,7 +37,9 @@ from dvn_jax.errors import ConfigError
     ('tuples.replay_share', 0.5, 'replay_size .* must both be 0'),
     ('tuples.replay_size', 2, 'must hold at least a batch'),
     ('tuples.replay_size', 8, 'replays 0 tuples'),
-    ('tuples.mix.mixup', 0.1, 'mixup tuples of a batch mix truths'),
+    ('tuples.mix.mixup', 0.3, 'mixup tuples of a batch mix truths'),
+    ('tuples.mix.mixup', 0.1, 'mix.mixup gets no tuple of a batch of 4'),
+    ('tuples.mix.ground_truth', 0.01, 'mix.ground_truth gets no tuple'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')

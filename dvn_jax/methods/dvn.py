@@ -92,8 +92,13 @@ def check(task: base.Task, model: nn.Module,
                       f'of batch_size {batch} replays {replayed} tuples; '
                       'choose a share that replays 1 or more and leaves '
                       'fresh ones (or 1.0: all drawn from the buffer)')
-  if 'mixup' in dict(spec.mix) and dict(
-      tuples.split_sizes(batch, spec.mix)).get('mixup', 0) < 2:
+  sizes = dict(tuples.split_sizes(batch, spec.mix))
+  starved = [name for name, _ in spec.mix if name not in sizes]
+  if starved:
+    raise ConfigError(f'bad config: tuples.mix.{starved[0]} gets no tuple of '
+                      f'a batch of {batch}; raise its weight or batch_size '
+                      '(or set it to 0)')
+  if sizes.get('mixup', 0) == 1:
     raise ConfigError('bad config: the mixup tuples of a batch mix truths of '
                       'two examples or more; raise tuples.mix.mixup or '
                       'batch_size')
