@@ -96,25 +96,34 @@ def place_state(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
 def restore_train_state(manager: Any, state: TrainState,
                         set_aside_damaged: bool = True) -> TrainState | None:
   """The latest checkpoint restored into `state`'s structure (None if there
-  is none). A run that kept no moving average resumes with one (ema_decay
-  raised mid-run): the average starts from the restored parameters (so
-  evaluating such a run with ema_decay on scores its parameters). A
+  is none). A run that kept no moving average or no replay buffer resumes
+  with one (ema_decay or tuples.replay_size raised mid-run): the average
+  starts from the restored parameters (so evaluating such a run with
+  ema_decay on scores its parameters), the buffer empty (`state`'s). A
   checkpoint written before the replay buffer existed is read as a state
   without one."""
-  plain = [state.replace(ema_params=None)] if state.ema_params is not None \
-      else []
-  older = ([train_state.TrainStateBeforeReplay(
-      s.step, s.params, s.opt_state, s.chains, s.ema_params)
-            for s in (state, *plain)] if state.replay is None else [])
+  variants = [state]   # the target, then the structures it may grow from
+  if state.ema_params is not None:
+    variants += [v.replace(ema_params=None) for v in variants]
+  if state.replay is not None:
+    variants += [v.replace(replay=None) for v in variants]
+  older = [train_state.TrainStateBeforeReplay(
+      v.step, v.params, v.opt_state, v.chains, v.ema_params)
+           for v in variants if v.replay is None]
   restored = checkpoints.restore_latest(manager, state, set_aside_damaged,
-                                        [*plain, *older])
+                                        [*variants[1:], *older])
   if isinstance(restored, train_state.TrainStateBeforeReplay):
     restored = restored.as_current()
-  if restored is None or restored.ema_params is not None or not plain:
-    return restored
-  logging.info('The checkpoint has no moving average of the parameters; it '
-               'starts from the restored parameters')
-  return restored.replace(ema_params=fresh_copy(restored.params))
+  if restored is None:
+    return None
+  if restored.ema_params is None and state.ema_params is not None:
+    logging.info('The checkpoint has no moving average of the parameters; '
+                 'it starts from the restored parameters')
+    restored = restored.replace(ema_params=fresh_copy(restored.params))
+  if restored.replay is None and state.replay is not None:
+    logging.info('The checkpoint has no replay buffer; it starts empty')
+    restored = restored.replace(replay=state.replay)
+  return restored
 
 
 def started_from(state: TrainState, tx: optax.GradientTransformation,
@@ -182,10 +191,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
   the steps are data parallel over its devices (parallel.py).
   """
   task, method = tasks.get(config), methods.get(config)
+  # Only whether the state holds chains / a buffer matters here: their
+  # shapes are traced, not allocated.
+  has = lambda init: jax.eval_shape(lambda: init(task, config)) is not None
   return jit_train_step(method.make_train_step(task, model, tx, config), mesh,
-                        chains=method.init_chains(task, config) is not None,
+                        chains=has(method.init_chains),
                         ema=config.ema_decay > 0,
-                        replay=method.init_replay(task, config) is not None)
+                        replay=has(method.init_replay))
 
 
 def call_ends(first_step: int, num_train_steps: int, steps_per_call: int,

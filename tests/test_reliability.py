@@ -142,6 +142,21 @@ def test_a_replay_buffer_resumes_exactly(tmp_path):
       tmp_path / 'cut')[-1]
 
 
+def test_a_run_resumes_with_a_replay_buffer_switched_on(tmp_path):
+  """tuples.replay_size raised mid-run: the run resumes from its
+  checkpoint with an empty buffer, which then fills."""
+  config = horses_config.get_config('smoke')
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path))
+  config.tuples.replay_size, config.tuples.replay_share = 12, 0.5
+  config.num_train_steps = 5
+  train.train_and_evaluate(config, str(tmp_path))
+  state = train.restore_state(builders.create_model(config), config,
+                              str(tmp_path))
+  assert int(state.step) == 5
+  assert int(state.replay.count) == 2 * config.batch_size   # steps 4 and 5
+
+
 def test_a_run_resumes_with_a_moving_average_and_exports_it(tmp_path):
   """ema_decay raised mid-run: the average starts from the checkpoint's
   parameters, is checkpointed, and is what export writes."""
