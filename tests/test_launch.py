@@ -3,7 +3,9 @@
 import shlex
 import subprocess
 
+from configs import horses as horses_config
 from configs import horses_sweep
+from dvn_jax import builders
 from subprocess_runs import REPO, run_python
 
 
@@ -56,3 +58,17 @@ def test_launch_scripts_are_valid_bash():
                  'launch/gpu_horses_sweep.sh', 'launch/gpu_horses_members.sh',
                  'launch/gpu_env.sh', 'launch/gpu_throughput.sh'):
     assert subprocess.run(['bash', '-n', script], cwd=REPO).returncode == 0
+
+
+def test_every_variant_of_the_horse_sweep_is_a_valid_config():
+  """A variant a GPU run would reach only after hours fails here first."""
+  variants = {**horses_sweep.get_sweep(), **horses_sweep.get_sweep('members')}
+  for name, overrides in variants.items():
+    config = horses_config.get_config()
+    for dotted, value in overrides.items():
+      *parents, leaf = dotted.split('.')
+      node = config
+      for parent in parents:
+        node = node[parent]
+      node[leaf] = value
+    builders.check_config(config)   # raises, naming the field
