@@ -31,8 +31,7 @@ def mix(**weights: float) -> ml_collections.ConfigDict:
 
 def optimizer(name: str, learning_rate: float, **fields
               ) -> ml_collections.ConfigDict:
-  """Optimizer settings (builders.make_optimizer): `name` 'adam', 'adamw'
-  (weight_decay decoupled) or 'sgd',
+  """Optimizer settings (builders.make_optimizer): `name` 'adam' or 'sgd',
   a constant rate unless `schedule='piecewise'` with `decay_steps`; every
   other field at its neutral value unless given."""
   settings = dict(name=name, learning_rate=learning_rate, momentum=0.9,

@@ -92,10 +92,6 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
       # against 66.2 for Adam 3e-4, docs/horses.md).
       'pts1_b64_sgd': {**pts1, 'batch_size': 64, 'optimizer.name': 'sgd',
                        'optimizer.learning_rate': 0.01},
-      # Decoupled weight decay (AdamW), kernels shrunk by 0.1 x lr a step:
-      # a regulariser of the long runs' overfitting (train 87 vs val 80).
-      'pts1_b64_adamw': {**pts1, 'batch_size': 64, 'optimizer.name': 'adamw',
-                         'optimizer.weight_decay': 0.1},
   }
 
 

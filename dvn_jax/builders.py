@@ -58,9 +58,8 @@ def ascent_spec(cfg: ml_collections.ConfigDict, task: base.Task
 
 def make_optimizer(cfg: ml_collections.ConfigDict
                    ) -> optax.GradientTransformation:
-  """SGD (with momentum), Adam or AdamW; a constant or piecewise-constant
-  learning rate, weight decay on kernels only (added to the gradient for
-  SGD and Adam, decoupled for AdamW), and gradient clipping."""
+  """SGD (with momentum) or Adam; a constant or piecewise-constant
+  learning rate, weight decay on kernels only, and gradient clipping."""
   if cfg.schedule == 'constant':
     lr = cfg.learning_rate
   elif cfg.schedule == 'piecewise':
@@ -75,23 +74,18 @@ def make_optimizer(cfg: ml_collections.ConfigDict
   else:
     raise ConfigError(f"optimizer.schedule must be 'constant' or "
                       f"'piecewise', got {cfg.schedule!r}")
-  kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
   if cfg.name == 'sgd':
     opt = optax.sgd(lr, momentum=cfg.momentum or None)
   elif cfg.name == 'adam':
     opt = optax.adam(lr)
-  elif cfg.name == 'adamw':
-    # Decoupled weight decay (Loshchilov & Hutter, 2019): each step also
-    # shrinks the kernels by lr * weight_decay, outside Adam's scaling.
-    opt = optax.adamw(lr, weight_decay=cfg.weight_decay, mask=kernels_only)
   else:
-    raise ConfigError(f"optimizer.name must be 'sgd', 'adam' or 'adamw', "
-                      f"got {cfg.name!r}")
+    raise ConfigError(f"optimizer.name must be 'sgd' or 'adam', got "
+                      f"{cfg.name!r}")
   chain = []
   if cfg.grad_clip_norm > 0:
     chain.append(optax.clip_by_global_norm(cfg.grad_clip_norm))
-  if cfg.weight_decay > 0 and cfg.name != 'adamw':
-    # Coupled: weight_decay * theta added to the gradient (an L2 penalty).
+  if cfg.weight_decay > 0:
+    kernels_only = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
     chain.append(optax.add_decayed_weights(cfg.weight_decay, kernels_only))
   return optax.chain(*chain, opt)
 

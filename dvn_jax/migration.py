@@ -65,8 +65,13 @@ REMOVED_OFF: dict[str, Any] = {
 }
 # Removed fields whose value no longer matters once the above are off.
 REMOVED_ANY = ('start.scale', 'init_layers')
-REMOVED_ADVERSARIAL_STARTS = ('zeros', 'inference', 'ground_truth_or_inference',
-                              'stratified')
+# Removed values of fields that stay: refused in one line.
+REMOVED_VALUES: dict[str, tuple[Any, ...]] = {
+    'tuples.adversarial_start': ('zeros', 'inference',
+                                 'ground_truth_or_inference', 'stratified'),
+    'optimizer.schedule': ('cosine',),
+    'optimizer.name': ('adamw',),
+}
 BASELINE_MODELS = ('fcn', 'mlc_classifier')   # how older configs said it
 
 
@@ -177,12 +182,9 @@ def migrate(config: ml_collections.ConfigDict) -> None:
       raise _removed('init_layers', config.init_layers)   # ('all' stays)
     for path in REMOVED_ANY + ('start.model', 'start'):
       _drop(config, path)
-    start = config.get('tuples', {}).get('adversarial_start')
-    if start in REMOVED_ADVERSARIAL_STARTS:
-      raise _removed('tuples.adversarial_start', start, field_left=True)
-    if _has(config, 'optimizer.schedule') and (
-        config.optimizer.schedule == 'cosine'):
-      raise _removed('optimizer.schedule', 'cosine', field_left=True)
+    for path, values in REMOVED_VALUES.items():
+      if _has(config, path) and _get(config, path) in values:
+        raise _removed(path, _get(config, path), field_left=True)
     _drop_task_owned(config)
 
 
