@@ -81,7 +81,8 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
                                 'tuples.mix.interpolated': 0.25},
       # Mixup of truths across crops in place of a quarter adversarial:
       # +3.6 +- 1.7 val mean IoU over chains_b64_ema on 5 folds at 1000
-      # steps on the CPU, the value error down by 40% (docs/horses.md).
+      # steps on the CPU, level from 4000 steps in one run to 10000 (80.4;
+      # test 80.2 after fine-tuning, docs/horses.md); the long run decides.
       'chains_b64_ema_mixup': {**pts1, 'batch_size': 64,
                                'tuples.inference_chains': True,
                                'tuples.chain_steps': 4, 'ema_decay': 0.999,
