@@ -43,11 +43,7 @@ from dvn_jax.errors import ConfigError
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')
-  node = config
-  *parents, leaf = field.split('.')
-  for parent in parents:
-    node = node[parent]
-  node[leaf] = value
+  config.update_from_flattened_dict({field: value})
   if field == 'eval.fcn.params':
     config.eval.fcn.start_scale = 0.1   # the file is needed only when used
   if field == 'tuples.replay_size':   # of a batch of 4 (:smoke)

@@ -51,7 +51,9 @@ def test_two_folds_run_and_a_rerun_reads_them(tmp_path):
   again = run_python(*args, f'--against={tmp_path / "cv.json"}')
   assert again.returncode == 0, again.stderr[-2000:]
   lines = again.stdout.strip().splitlines()
-  assert last in lines
+  first_paired = next(i for i, line in enumerate(lines)
+                      if line.startswith('paired delta at step'))
+  assert lines[first_paired - 1] == last
   assert lines[-1].startswith('paired delta f1 +0.00 +- 0.00 (95% CI, 2 '
                               'pairs, step 6')
   assert (tmp_path / 'fold0_seed0.log').read_text() == logs

@@ -6,6 +6,7 @@ import subprocess
 from configs import horses as horses_config
 from configs import horses_sweep
 from dvn_jax import builders
+from dvn_jax import sweeps
 from subprocess_runs import REPO, run_python
 
 
@@ -65,10 +66,6 @@ def test_every_variant_of_the_horse_sweep_is_a_valid_config():
   variants = {**horses_sweep.get_sweep(), **horses_sweep.get_sweep('members')}
   for name, overrides in variants.items():
     config = horses_config.get_config()
-    for dotted, value in overrides.items():
-      *parents, leaf = dotted.split('.')
-      node = config
-      for parent in parents:
-        node = node[parent]
-      node[leaf] = value
+    sweeps.check_overrides(config, overrides, name)   # as benchmarks/sweep.py
+    config.update_from_flattened_dict(overrides)
     builders.check_config(config)   # raises, naming the field

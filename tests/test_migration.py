@@ -55,11 +55,7 @@ def test_an_old_config_reads_as_todays():
 ])
 def test_a_removed_variant_that_is_on_is_one_line(field, value):
   config = old_horses_config()
-  node = config
-  *parents, leaf = field.split('.')
-  for parent in parents:
-    node = node[parent]
-  node[leaf] = value
+  config.update_from_flattened_dict({field: value})
   with pytest.raises(ConfigError, match=f'{field}={value!r} was removed'):
     builders.check_config(config)
 
