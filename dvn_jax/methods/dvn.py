@@ -152,6 +152,7 @@ def make_train_step(task: base.Task, model: nn.Module,
   base_key = jax.random.key(config.seed)
   averaged = train_state.make_averager(config)
   gradient_weight = config.get('gradient_loss_weight', 0.0)
+  gradient_stride = config.get('gradient_loss_stride', 1)
   oracle = oracles.get_oracle(spec.oracle)
 
   def train_step(state, inputs, targets, indices):
@@ -177,11 +178,13 @@ def make_train_step(task: base.Task, model: nn.Module,
       logits = logits_of(params, y)
       total = jnp.mean(loss_fn(logits, v_star))
       mismatch = jnp.zeros(())
-      if gradient_weight:
-        value_gradient = jax.grad(
-            lambda y_: jnp.sum(logits_of(params, y_)))(y)
-        mismatch = jnp.mean(losses.gradient_mismatch(value_gradient,
-                                                     oracle_gradient))
+      if gradient_weight:   # on every k-th tuple (each generator's share)
+        x_g, y_g = x[::gradient_stride], y[::gradient_stride]
+        value_gradient = jax.grad(lambda y_: jnp.sum(model.apply(
+            {'params': params}, x_g, y_, train=True,
+            rngs={'dropout': rng_dropout})))(y_g)
+        mismatch = jnp.mean(losses.gradient_mismatch(
+            value_gradient, oracle_gradient[::gradient_stride]))
         total += gradient_weight * mismatch
       return total, (logits, mismatch)
 
