@@ -77,10 +77,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # optimizer state; '' = random initialisation.
   c.init_from = ''
   c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative
-  # Weight of a term matching the value's gradient in y to the oracle's,
-  # 1 - cos(dv/dy, dv*/dy) (ours, losses.gradient_mismatch; 0 = off).
-  c.gradient_loss_weight = 0.0
-  c.gradient_loss_stride = 1   # the term on every k-th tuple of a batch
 
   # Chosen on val (docs/horses.md): batch 64 beat 32 in the GPU sweep, and
   # val mean IoU rose to 80.6 at 35000 steps (the last step scored).

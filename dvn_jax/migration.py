@@ -52,6 +52,8 @@ REMOVED_OFF: dict[str, Any] = {
     'eval.ensemble': 'outputs',
     'eval.fcn.weight': 0.0,
     'iou_loss_weight': 0.0,
+    'gradient_loss_weight': 0.0,
+    'gradient_loss_stride': 1,
     'start.params': '',
     'start.folds': 0,
     'data.num_folds': 0,

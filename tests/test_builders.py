@@ -153,14 +153,3 @@ def test_the_hybrid_option_is_the_released_recipe():
   assert (config.eval.fcn.start_scale, config.eval.fcn.prior_weight) == (
       0.1, 2.35e-4)
   builders.check_config(config)   # the released FCN file is there
-
-
-def test_the_gradient_term_with_a_replay_buffer_is_a_config_error():
-  config = horses_config.get_config('smoke')
-  config.update_from_flattened_dict({'gradient_loss_weight': 1.0,
-                                     'tuples.replay_size': 8,
-                                     'tuples.replay_share': 0.5})
-  with pytest.raises(ConfigError, match='replay buffer does not keep'):
-    builders.check_config(config)
-  config.tuples.replay_size, config.tuples.replay_share = 0, 0.0
-  builders.check_config(config)

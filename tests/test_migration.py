@@ -34,6 +34,7 @@ def old_horses_config() -> ml_collections.ConfigDict:
   for block in (c.tuples.inference, c.tuples.adversarial, c.eval.inference):
     block.projection, block.ascend = 'box', 'value'
   c.optimizer.warmup_steps = 0
+  c.gradient_loss_weight, c.gradient_loss_stride = 0.0, 1
   return c
 
 
@@ -52,6 +53,7 @@ def test_an_old_config_reads_as_todays():
     ('start.params', '/tmp/fcn.npz'),
     ('tuples.inference.ascend', 'logit'),
     ('tuples.adversarial_start', 'ground_truth_or_inference'),
+    ('gradient_loss_weight', 1.0),
 ])
 def test_a_removed_variant_that_is_on_is_one_line(field, value):
   config = old_horses_config()

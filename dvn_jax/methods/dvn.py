@@ -28,7 +28,6 @@ from dvn_jax import hybrid
 from dvn_jax import inference
 from dvn_jax import losses
 from dvn_jax import models
-from dvn_jax import oracles
 from dvn_jax import train_state
 from dvn_jax import tuples
 from dvn_jax.errors import ConfigError
@@ -99,10 +98,6 @@ def check(task: base.Task, model: nn.Module,
     raise ConfigError(f'bad config: tuples.mix.{starved[0]} gets no tuple of '
                       f'a batch of {batch}; raise its weight or batch_size '
                       '(or set it to 0)')
-  if config.get('gradient_loss_weight', 0.0) and spec.replay_size:
-    raise ConfigError('bad config: gradient_loss_weight needs each tuple\'s '
-                      'ground truth, which the replay buffer does not keep; '
-                      'set tuples.replay_size=0')
   if sizes.get('mixup', 0) == 1:
     raise ConfigError('bad config: the mixup tuples of a batch mix truths of '
                       'two examples or more; raise tuples.mix.mixup or '
@@ -151,45 +146,27 @@ def make_train_step(task: base.Task, model: nn.Module,
     sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = train_state.make_averager(config)
-  gradient_weight = config.get('gradient_loss_weight', 0.0)
-  gradient_stride = config.get('gradient_loss_stride', 1)
-  oracle = oracles.get_oracle(spec.oracle)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
     rng_batch, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
-    x, y, v_star, chains, y_star = tuples.generate_tuples_with_chains(
+    x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind(model, state.params), x, y_star, spec,
-        state.chains, return_truths=True)
+        state.chains)
     replay = state.replay
     if replay is not None:   # a key of its own: runs without stay the same
       x, y, v_star, replay = tuples.replay_batch(
           tuples.replay_key(rng_tuples), replay, x, y, v_star,
           spec.replay_share)
-    oracle_gradient = (losses.oracle_ascent_direction(oracle, y, y_star)
-                       if gradient_weight else None)
-
-    def logits_of(params, y):
-      return model.apply({'params': params}, x, y, train=True,
-                         rngs={'dropout': rng_dropout})
 
     def loss(params):
-      logits = logits_of(params, y)
-      total = jnp.mean(loss_fn(logits, v_star))
-      mismatch = jnp.zeros(())
-      if gradient_weight:   # on every k-th tuple (each generator's share)
-        x_g, y_g = x[::gradient_stride], y[::gradient_stride]
-        value_gradient = jax.grad(lambda y_: jnp.sum(model.apply(
-            {'params': params}, x_g, y_, train=True,
-            rngs={'dropout': rng_dropout})))(y_g)
-        mismatch = jnp.mean(losses.gradient_mismatch(
-            value_gradient, oracle_gradient[::gradient_stride]))
-        total += gradient_weight * mismatch
-      return total, (logits, mismatch)
+      logits = model.apply({'params': params}, x, y, train=True,
+                           rngs={'dropout': rng_dropout})
+      return jnp.mean(loss_fn(logits, v_star)), logits
 
-    (loss_value, (logits, mismatch)), grads = jax.value_and_grad(
-        loss, has_aux=True)(state.params)
+    (loss_value, logits), grads = jax.value_and_grad(loss, has_aux=True)(
+        state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = averaged(state.ema_params, params, state.step)
@@ -197,8 +174,6 @@ def make_train_step(task: base.Task, model: nn.Module,
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
-    if gradient_weight:
-      metrics['gradient_mismatch'] = mismatch
     start = 0
     for name, size in sizes:
       metrics[f'v_star/{name}'] = v_star[start:start + size].mean()
