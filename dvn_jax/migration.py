@@ -34,6 +34,7 @@ ADDED: dict[str, Any] = {
     'tuples.chain_steps': 1,
     'tuples.replay_size': 0,
     'tuples.replay_share': 0.0,
+    'tuples.chains_params': 'live',
     'optimizer.decay_steps': (),
     'optimizer.decay_factor': 0.1,
     'optimizer.grad_clip_norm': 0.0,
