@@ -43,7 +43,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       adversarial_start='ground_truth_or_zeros',
       adversarial_objective='value',
       inference_chains=False, chain_steps=1,
-      chains_params='live',
       replay_size=0, replay_share=0.0))
   c.eval = ml_collections.ConfigDict(dict(
       inference=common.ascent(20, 5.0), threshold=0.5, batch_size=512,

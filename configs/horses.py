@@ -117,9 +117,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # step advances each chain `chain_steps` ascent steps instead of
       # running a fresh 20-step trajectory.
       inference_chains=False, chain_steps=1,
-      # The network that advances the chains: 'live' (the parameters being
-      # trained) or 'average' (their moving average, the one evaluated).
-      chains_params='live',
       # An experience replay buffer (paper Sec. 3.2; tuples.replay_batch):
       # replay_size tuples of earlier steps kept, replay_share of each
       # update's batch drawn from them (0, 0: off).

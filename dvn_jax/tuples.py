@@ -519,14 +519,9 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
 def generate_tuples_with_chains(
     rng: Array, logit_fn: inference.LogitFn, x: Array, y_star: Array,
-    spec: TupleSpec, chains: InferenceChains | None,
-    chain_logit_fn: inference.LogitFn | None = None
+    spec: TupleSpec, chains: InferenceChains | None
     ) -> tuple[Array, Array, Array, InferenceChains | None]:
   """`generate_tuples`, the inference slice from `chains` when given.
-
-  `chain_logit_fn` (default `logit_fn`) is the network that advances the
-  chains (e.g. the moving average of the parameters); every other generator
-  uses `logit_fn`.
 
   The inference slice's examples restart the chains that are due
   (`advance_chains`); its tuples are the chains' new points. With chains,
@@ -544,8 +539,7 @@ def generate_tuples_with_chains(
   xs, ys, y_stars, start = [], [], [], 0
   for i, (name, size) in enumerate(split_sizes(x.shape[0], spec.mix)):
     if name == 'inference' and chains is not None:
-      chains = advance_chains(jax.random.fold_in(rng, i),
-                              chain_logit_fn or logit_fn, chains,
+      chains = advance_chains(jax.random.fold_in(rng, i), logit_fn, chains,
                               x[start:start + size],
                               y_star[start:start + size], spec)
       xs.append(chains.x)

@@ -40,8 +40,6 @@ from dvn_jax.errors import ConfigError
     ('tuples.mix.mixup', 0.3, 'mixup tuples of a batch mix truths'),
     ('tuples.mix.mixup', 0.1, 'mix.mixup gets no tuple of a batch of 4'),
     ('tuples.mix.ground_truth', 0.01, 'mix.ground_truth gets no tuple'),
-    ('tuples.chains_params', 'ema', "chains_params must be 'live' or"),
-    ('tuples.chains_params', 'average', 'needs tuples.inference_chains=True'),
 ])
 def test_invalid_config_values_are_config_errors(field, value, match):
   config = horses_config.get_config('smoke')

@@ -35,6 +35,7 @@ def old_horses_config() -> ml_collections.ConfigDict:
     block.projection, block.ascend = 'box', 'value'
   c.optimizer.warmup_steps = 0
   c.gradient_loss_weight, c.gradient_loss_stride = 0.0, 1
+  c.tuples.chains_params = 'live'
   return c
 
 
@@ -54,6 +55,7 @@ def test_an_old_config_reads_as_todays():
     ('tuples.inference.ascend', 'logit'),
     ('tuples.adversarial_start', 'ground_truth_or_inference'),
     ('gradient_loss_weight', 1.0),
+    ('tuples.chains_params', 'average'),
 ])
 def test_a_removed_variant_that_is_on_is_one_line(field, value):
   config = old_horses_config()

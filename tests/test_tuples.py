@@ -407,26 +407,3 @@ def test_the_replay_key_is_none_of_the_generators_keys():
 def test_replay_settings_are_both_off_or_both_on(size, share):
   with pytest.raises(ConfigError, match='replay_size'):
     tuples.TupleSpec(replay_size=size, replay_share=share)
-
-
-def test_chains_advance_with_their_own_network_when_given(setup):
-  logit_fn, x, y_star = setup
-  other_fn = lambda x_, y_: logit_fn(x_, 1.0 - y_)   # another value net
-  spec = tuples.TupleSpec(
-      mix=(('inference', 0.5), ('adversarial', 0.5)),
-      inference_ascent=inference.AscentSpec(num_steps=4, step_size=100.0),
-      inference_chains=True, chain_steps=2)
-  chains = tuples.init_chains((3,) + x.shape[1:], (3,) + y_star.shape[1:],
-                              spec)
-  _, y_own, _, _ = tuples.generate_tuples_with_chains(
-      jax.random.key(0), logit_fn, x, y_star, spec, chains)
-  _, y_other, _, _ = tuples.generate_tuples_with_chains(
-      jax.random.key(0), logit_fn, x, y_star, spec, chains,
-      chain_logit_fn=other_fn)
-  ascent = dataclasses.replace(spec.inference_ascent, num_steps=2)
-  y_expected, _ = inference.infer(other_fn, x[:3], jnp.zeros_like(y_star[:3]),
-                                  ascent)
-  np.testing.assert_allclose(y_other[:3], y_expected, atol=1e-5)
-  assert not np.allclose(y_own[:3], y_other[:3])
-  # The adversarial slice still climbs the loss of logit_fn.
-  np.testing.assert_allclose(y_own[3:], y_other[3:], atol=1e-6)

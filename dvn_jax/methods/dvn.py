@@ -92,15 +92,6 @@ def check(task: base.Task, model: nn.Module,
                       f'of batch_size {batch} replays {replayed} tuples; '
                       'choose a share that replays 1 or more and leaves '
                       'fresh ones (or 1.0: all drawn from the buffer)')
-  chains_params = config.tuples.chains_params
-  if chains_params not in ('live', 'average'):
-    raise ConfigError("bad config: tuples.chains_params must be 'live' or "
-                      f"'average', got {chains_params!r}")
-  if chains_params == 'average' and not (spec.inference_chains and
-                                         config.ema_decay > 0):
-    raise ConfigError("bad config: tuples.chains_params='average' advances "
-                      'the inference chains with the moving average: it '
-                      'needs tuples.inference_chains=True and ema_decay > 0')
   sizes = dict(tuples.split_sizes(batch, spec.mix))
   starved = [name for name, _ in spec.mix if name not in sizes]
   if starved:
@@ -155,7 +146,6 @@ def make_train_step(task: base.Task, model: nn.Module,
     sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = train_state.make_averager(config)
-  chains_from_average = config.tuples.chains_params == 'average'
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
@@ -163,8 +153,7 @@ def make_train_step(task: base.Task, model: nn.Module,
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
     x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind(model, state.params), x, y_star, spec,
-        state.chains, chain_logit_fn=(bind(model, state.ema_params)
-                                      if chains_from_average else None))
+        state.chains)
     replay = state.replay
     if replay is not None:   # a key of its own: runs without stay the same
       x, y, v_star, replay = tuples.replay_batch(
