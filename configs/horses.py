@@ -77,10 +77,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # optimizer state; '' = random initialisation.
   c.init_from = ''
   c.loss = 'cross_entropy'   # Eq. 11; 'l2' is the alternative
-  # Weight of a per-pixel cross-entropy against each tuple's y* of a mask
-  # head on value_net's last convolution (models.SegmentationValueNet
-  # mask_head; ours; training only; 0 = off, no head), beside Eq. 11.
-  c.mask_loss_weight = 0.0
 
   # Chosen on val (docs/horses.md): batch 64 beat 32 in the GPU sweep, and
   # val mean IoU rose to 80.6 at 35000 steps (the last step scored).

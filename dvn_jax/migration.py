@@ -55,6 +55,7 @@ REMOVED_OFF: dict[str, Any] = {
     'gradient_loss_weight': 0.0,
     'gradient_loss_stride': 1,
     'tuples.chains_params': 'live',
+    'mask_loss_weight': 0.0,
     'start.params': '',
     'start.folds': 0,
     'data.num_folds': 0,

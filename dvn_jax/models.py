@@ -12,7 +12,6 @@ The value network returns the *logit* of the value; v = sigmoid(logit) lies in
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-import math
 
 import flax.linen as nn
 import jax
@@ -170,9 +169,6 @@ class SegmentationValueNet(TwoStageValueNet):
   image_channels: int = 3
   mask_channels: int = 1
   activation: str = 'relu'  # a key of ACTIVATIONS, after every hidden layer
-  # A per-pixel head on the last convolution, trained only (ours:
-  # `value_and_mask_logits`); prediction never calls it.
-  mask_head: bool = False
 
   def setup(self):
     if self.conv_strides[0] != 1:
@@ -186,35 +182,6 @@ class SegmentationValueNet(TwoStageValueNet):
       setattr(self, f'fc{i}', nn.Dense(width))
     self.dropout = nn.Dropout(self.dropout_rate)
     self.out = nn.Dense(1)
-    if self.mask_head:
-      scale = math.prod(self.conv_strides)
-      self.mask_out = nn.Conv(scale * scale * self.mask_channels, (1, 1))
-
-  def __call__(self, x: Array, y: Array, *, train: bool = False) -> Array:
-    if self.mask_head and self.is_initializing():   # create the head's params
-      return self.value_and_mask_logits(x, y, train=train)[0]
-    return super().__call__(x, y, train=train)
-
-  def value_and_mask_logits(self, x: Array, y: Array, *, train: bool = False
-                            ) -> tuple[Array, Array]:
-    """The value logits (B,) and per-pixel logits of the truth y* of
-    shape y (B, H, W, mask_channels), both from one pass of the tower; the
-    mask's from a 1x1 convolution of its last layer, each cell unfolded
-    into the stride x stride pixels it covers."""
-    h = apply_in_chunks(lambda inputs: self.tower(*inputs),
-                        (self.encode(x), y), conv_chunk_size(self.conv_chunk))
-    hidden = [getattr(self, f'fc{i}') for i in range(len(self.hidden))]
-    logits = value_head(h, hidden, self.dropout, self.out, train,
-                        get_activation(self.activation))
-    scale = math.prod(self.conv_strides)
-    batch, rows, cols, _ = h.shape
-    if (rows * scale, cols * scale) != y.shape[1:3]:
-      raise ConfigError(f'the mask head needs crops divisible by {scale}, '
-                        f'got {y.shape[1]}x{y.shape[2]}')
-    cells = self.mask_out(h).reshape(batch, rows, cols, scale, scale, -1)
-    mask = cells.transpose(0, 1, 3, 2, 4, 5).reshape(
-        batch, rows * scale, cols * scale, -1)
-    return logits, mask
 
   def encode(self, x: Array, *, train: bool = False) -> Array:
     """The image's part of the first convolution (pre-activation)."""

@@ -519,8 +519,8 @@ def generate_tuples(rng: Array, logit_fn: inference.LogitFn, x: Array,
 
 def generate_tuples_with_chains(
     rng: Array, logit_fn: inference.LogitFn, x: Array, y_star: Array,
-    spec: TupleSpec, chains: InferenceChains | None,
-    return_truths: bool = False):
+    spec: TupleSpec, chains: InferenceChains | None
+    ) -> tuple[Array, Array, Array, InferenceChains | None]:
   """`generate_tuples`, the inference slice from `chains` when given.
 
   The inference slice's examples restart the chains that are due
@@ -571,6 +571,4 @@ def generate_tuples_with_chains(
   x = jnp.concatenate(xs, axis=0)
   chex.assert_equal_shape([y, y_star])
   chex.assert_equal_shape_prefix([x, y], 1)
-  if return_truths:   # each tuple's y* too (the mask head's target)
-    return x, y, oracle(y, y_star), chains, y_star
   return x, y, oracle(y, y_star), chains

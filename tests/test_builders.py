@@ -52,19 +52,6 @@ def test_invalid_config_values_are_config_errors(field, value, match):
     builders.check_config(config)
 
 
-def test_the_mask_loss_needs_a_value_net_and_no_replay_buffer():
-  config = horses_config.get_config('smoke')
-  config.mask_loss_weight = 1.0
-  builders.check_config(config)
-  two_stream = horses_config.get_config('smoke,two_stream')
-  two_stream.mask_loss_weight = 1.0
-  with pytest.raises(ConfigError, match="mask head .value_net., not 'two_"):
-    builders.check_config(two_stream)
-  config.tuples.replay_size, config.tuples.replay_share = 8, 0.5
-  with pytest.raises(ConfigError, match='replay buffer does not keep'):
-    builders.check_config(config)
-
-
 def test_a_list_of_fcn_files_is_checked_file_by_file(tmp_path):
   config = horses_config.get_config('smoke')
   present = tmp_path / 'fcn.npz'

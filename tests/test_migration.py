@@ -36,6 +36,7 @@ def old_horses_config() -> ml_collections.ConfigDict:
   c.optimizer.warmup_steps = 0
   c.gradient_loss_weight, c.gradient_loss_stride = 0.0, 1
   c.tuples.chains_params = 'live'
+  c.mask_loss_weight = 0.0
   return c
 
 
@@ -56,6 +57,7 @@ def test_an_old_config_reads_as_todays():
     ('tuples.adversarial_start', 'ground_truth_or_inference'),
     ('gradient_loss_weight', 1.0),
     ('tuples.chains_params', 'average'),
+    ('mask_loss_weight', 1.0),
 ])
 def test_a_removed_variant_that_is_on_is_one_line(field, value):
   config = old_horses_config()

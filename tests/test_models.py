@@ -197,29 +197,3 @@ def test_split_first_convolution_is_the_concatenated_network(classes):
       grad(lambda y: model.apply(variables, features, y,
                                  method='value_logits')),
       grad(lambda y: reference.apply(variables, x, y)), rtol=1e-4, atol=1e-7)
-
-
-def test_mask_head_unfolds_each_cell_into_the_pixels_it_covers():
-  """The head adds only its 1x1 convolution; the value is the network's
-  without it; mask pixel (r, c) comes from cell (r // 4, c // 4)."""
-  plain = networks.create('value_net')
-  model = networks.create('value_net', mask_head=True)
-  params = networks.init(model, jax.random.key(0), 24)
-  base = networks.init(plain, jax.random.key(0), 24)
-  assert set(params) - set(base) == {'mask_out'}
-  assert params['mask_out']['kernel'].shape == (1, 1, 128, 16)
-  x = jax.random.uniform(jax.random.key(1), (2, 24, 24, 3))
-  y = jax.random.uniform(jax.random.key(2), (2, 24, 24, 1))
-  logits, mask = model.apply({'params': params}, x, y,
-                             method='value_and_mask_logits')
-  np.testing.assert_allclose(logits, plain.apply({'params': base}, x, y),
-                             rtol=1e-5, atol=1e-6)
-  assert mask.shape == (2, 24, 24, 1)
-  kernel = np.asarray(params['mask_out']['kernel']).copy()
-  kernel[..., 4 * 1 + 2] += 1.0    # the channel of offset (1, 2) in a cell
-  moved = model.apply({'params': {**params, 'mask_out': {
-      **params['mask_out'], 'kernel': jnp.asarray(kernel)}}}, x, y,
-                      method='value_and_mask_logits')[1]
-  changed = np.argwhere(np.any(np.asarray(moved != mask), axis=(0, 3)))
-  assert {(r % 4, c % 4) for r, c in changed} == {(1, 2)}
-  assert len(changed) == 36

@@ -35,7 +35,7 @@ def _first_training_examples(config, count: int):
 
 @pytest.mark.parametrize('model_name', ['value_net', 'two_stream_value_net',
                                         'fcn', 'value_net+chains',
-                                        'value_net+replay', 'value_net+mask'])
+                                        'value_net+replay'])
 def test_train_step_learns_and_compiles_once(model_name):
   config = horses_config.get_config('smoke')
   model_name, chains = model_name.partition('+')[::2]
@@ -43,7 +43,6 @@ def test_train_step_learns_and_compiles_once(model_name):
   config.tuples.inference_chains = chains == 'chains'
   if chains == 'replay':
     config.tuples.replay_size, config.tuples.replay_share = 8, 0.5
-  config.mask_loss_weight = 1.0 if chains == 'mask' else 0.0
   if model_name == 'fcn':
     del config.model.dropout_rate
     config.method = 'baseline'
@@ -66,12 +65,10 @@ def test_train_step_learns_and_compiles_once(model_name):
   moved = jax.tree.map(lambda a, b: not np.allclose(a, b), params0,
                        jax.tree.map(np.asarray, state.params))
   assert all(jax.tree.leaves(moved))
-  assert ('mask_loss' in metrics) == (chains == 'mask')
-  assert ('mask_out' in state.params) == (chains == 'mask')
   if chains == 'replay':   # three steps of 4 tuples: 8 held, 12 pushed
     assert int(state.replay.count) == 12 and state.chains is None
     assert {'v_star/fresh', 'v_star/replayed'} <= set(metrics)
-  elif chains == 'chains':   # 1 inference tuple of 4 (the mix): one chain, 2-step lives
+  elif chains:   # 1 inference tuple of 4 (the mix): one chain, 2-step lives
     assert int(state.chains.age[0]) in (1, 2)
     assert state.chains.x.shape == (1, 24, 24, 3)
   else:

@@ -67,28 +67,6 @@ def test_mixed_batch_is_split_in_order(setup):
              ) == 7
 
 
-def test_each_tuples_truth_is_returned_when_asked(setup):
-  """With chains and interpolated tuples from them, the tuples' inputs
-  are not the batch's; the returned truths are each tuple's own."""
-  logit_fn, x, y_star = setup
-  spec = tuples.TupleSpec(
-      mix=(('inference', 1.0), ('interpolated', 1.0), ('mixup', 1.0)),
-      inference_ascent=inference.AscentSpec(num_steps=3, step_size=100.0),
-      inference_chains=True)
-  chains = tuples.init_chains((2, *x.shape[1:]), (2, *y_star.shape[1:]),
-                              spec)
-  key = jax.random.key(5)
-  x_out, y, v, chains_out, truths = tuples.generate_tuples_with_chains(
-      key, logit_fn, x, y_star[::-1], spec, chains, return_truths=True)
-  np.testing.assert_allclose(v, oracles.iou(y, truths), rtol=1e-6)
-  np.testing.assert_array_equal(truths[:2], chains_out.y_star)
-  np.testing.assert_array_equal(truths[4:], y_star[::-1][4:])
-  plain = tuples.generate_tuples_with_chains(key, logit_fn, x, y_star[::-1],
-                                             spec, chains)
-  for a, b in zip((x_out, y, v), plain[:3]):
-    np.testing.assert_array_equal(a, b)
-
-
 def test_stratified_values_follow_the_exponential_density():
   tau = 0.05
   v = np.asarray(tuples.sample_stratified_values(jax.random.key(0), (40000,),

@@ -98,14 +98,6 @@ def check(task: base.Task, model: nn.Module,
     raise ConfigError(f'bad config: tuples.mix.{starved[0]} gets no tuple of '
                       f'a batch of {batch}; raise its weight or batch_size '
                       '(or set it to 0)')
-  if config.get('mask_loss_weight', 0.0):
-    if not getattr(model, 'mask_head', False):
-      raise ConfigError('bad config: mask_loss_weight needs a network with a '
-                        f'mask head (value_net), not {config.model.name!r}')
-    if spec.replay_size:
-      raise ConfigError('bad config: mask_loss_weight needs each tuple\'s '
-                        'ground truth, which the replay buffer does not '
-                        'keep; set tuples.replay_size=0')
   if sizes.get('mixup', 0) == 1:
     raise ConfigError('bad config: the mixup tuples of a batch mix truths of '
                       'two examples or more; raise tuples.mix.mixup or '
@@ -154,15 +146,14 @@ def make_train_step(task: base.Task, model: nn.Module,
     sizes = tuples.split_sizes(config.batch_size, spec.mix)
   base_key = jax.random.key(config.seed)
   averaged = train_state.make_averager(config)
-  mask_weight = config.get('mask_loss_weight', 0.0)
 
   def train_step(state, inputs, targets, indices):
     rng = jax.random.fold_in(base_key, state.step)
     rng_batch, rng_tuples, rng_dropout = jax.random.split(rng, 3)
     x, y_star = task.batch(rng_batch, inputs[indices], targets[indices])
-    x, y, v_star, chains, y_star = tuples.generate_tuples_with_chains(
+    x, y, v_star, chains = tuples.generate_tuples_with_chains(
         rng_tuples, bind(model, state.params), x, y_star, spec,
-        state.chains, return_truths=True)
+        state.chains)
     replay = state.replay
     if replay is not None:   # a key of its own: runs without stay the same
       x, y, v_star, replay = tuples.replay_batch(
@@ -170,20 +161,12 @@ def make_train_step(task: base.Task, model: nn.Module,
           spec.replay_share)
 
     def loss(params):
-      variables, rngs = {'params': params}, {'dropout': rng_dropout}
-      if not mask_weight:
-        logits = model.apply(variables, x, y, train=True, rngs=rngs)
-        return jnp.mean(loss_fn(logits, v_star)), (logits, jnp.zeros(()))
-      logits, mask_logits = model.apply(variables, x, y, train=True,
-                                        rngs=rngs,
-                                        method='value_and_mask_logits')
-      mask_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(mask_logits,
-                                                              y_star))
-      return (jnp.mean(loss_fn(logits, v_star)) + mask_weight * mask_loss,
-              (logits, mask_loss))
+      logits = model.apply({'params': params}, x, y, train=True,
+                           rngs={'dropout': rng_dropout})
+      return jnp.mean(loss_fn(logits, v_star)), logits
 
-    (loss_value, (logits, mask_loss)), grads = jax.value_and_grad(
-        loss, has_aux=True)(state.params)
+    (loss_value, logits), grads = jax.value_and_grad(loss, has_aux=True)(
+        state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = averaged(state.ema_params, params, state.step)
@@ -191,8 +174,6 @@ def make_train_step(task: base.Task, model: nn.Module,
     metrics = {'loss': loss_value, 'value_abs_error': abs_error.mean(),
                'grad_norm': optax.tree.norm(grads),
                'param_norm': optax.tree.norm(params)}
-    if mask_weight:
-      metrics['mask_loss'] = mask_loss
     start = 0
     for name, size in sizes:
       metrics[f'v_star/{name}'] = v_star[start:start + size].mean()

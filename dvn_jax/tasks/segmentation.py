@@ -109,7 +109,6 @@ class Segmentation(base.Task):
     if name in VALUE_NETS:
       if name == 'value_net':
         kwargs['mask_channels'] = self.num_classes
-        kwargs['mask_head'] = bool(self.config.get('mask_loss_weight', 0.0))
       return _construct(VALUE_NETS[name], name, kwargs)
     if name in BASELINES:
       kwargs['num_classes'] = self.num_classes
