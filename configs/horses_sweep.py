@@ -81,8 +81,9 @@ def get_sweep(arg: str | None = None) -> dict[str, Overrides]:
                                 'tuples.mix.interpolated': 0.25},
       # Mixup of truths across crops in place of a quarter adversarial:
       # +3.6 +- 1.7 val mean IoU over chains_b64_ema on 5 folds at 1000
-      # steps on the CPU, level from 4000 steps in one run to 10000 (80.4;
-      # test 80.2 after fine-tuning, docs/horses.md); the long run decides.
+      # steps on the CPU; configs/horses.py:mixup, the released single net
+      # (val 81.24 at 20000 steps, still rising; test 81.64 after 5000 more
+      # on train+val, docs/horses.md); the long run asks where it ends.
       'chains_b64_ema_mixup': {**pts1, 'batch_size': 64,
                                'tuples.inference_chains': True,
                                'tuples.chain_steps': 4, 'ema_decay': 0.999,

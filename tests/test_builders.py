@@ -114,6 +114,16 @@ def test_horses_config_options_combine_and_unknown_ones_fail():
   assert horses_config.get_config('smoke').ema_decay == 0.0
 
 
+def test_the_mixup_option_is_the_single_nets_recipe():
+  """:mixup is :chains with a quarter adversarial and a quarter mixup
+  tuples, 20000 steps on train (docs/horses.md)."""
+  recipe = horses_config.get_config('chains')
+  recipe.tuples.mix.adversarial = recipe.tuples.mix.mixup = 0.25
+  recipe.num_train_steps, recipe.eval_every_steps = 20000, 2000
+  assert horses_config.get_config('mixup').to_dict() == recipe.to_dict()
+  builders.check_config(horses_config.get_config('mixup'))
+
+
 def test_a_piecewise_schedule_scales_the_rate_at_each_boundary():
   config = horses_config.get_config('smoke').optimizer
   config.schedule, config.decay_steps, config.decay_factor = (

@@ -94,7 +94,7 @@ def test_a_checkpoint_from_before_the_replay_buffer_resumes(tmp_path):
 
 
 @pytest.mark.parametrize('config_module,arg,file', [
-    (horses_config, None, 'horses_dvn.npz'),
+    (horses_config, 'mixup', 'horses_dvn.npz'),
     (fcn_config_module, None, 'horses_fcn.npz'),
 ])
 def test_the_released_single_networks_fit_their_configs(config_module, arg,
